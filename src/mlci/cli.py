@@ -1,0 +1,80 @@
+"""The command line: the only module that knows about the terminal.
+
+Each command parses options, calls one function of the core, and turns MlciError into one
+line on stderr and its documented exit code.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from mlci import __version__
+from mlci.errors import EXIT_CODES, EXIT_INTERRUPTED, MlciError
+from mlci.store import RunStore
+
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+EXIT_HELP = "\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
+
+
+def handle_errors(func):
+    """MlciError -> one line on stderr + its exit code; Ctrl-C -> 130; anything else is a bug."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except MlciError as err:
+            click.echo(f"mlci: error: {err.one_line()}", err=True)
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("mlci: interrupted; the run store is consistent, run the same command again to continue",
+                       err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+    return wrapper
+
+
+def home_option(func):
+    return click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="MLCI_HOME",
+                        default=None, help="Run store folder [env MLCI_HOME; default ./.mlci].")(func)
+
+
+def store_for(home: Path | None) -> RunStore:
+    return RunStore(home)
+
+
+@click.group(epilog=EXIT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlci")
+def main() -> None:
+    """mlci: detect a model's kind, train it, check the metric, tweak and retrain until the
+    threshold, notify, and heal crashed trials. `mlci run MODEL_FILE` does it all in one process."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+# ============================================================================ pipeline commands
+# (run, train, check, tweak, launch, wait, history, report, fetch) live below this line.
+
+
+# ============================================================================ detect commands (issue 3)
+
+
+# ============================================================================ notify commands (issue 7)
+
+
+# ============================================================================ docker / images commands (issue 5)
+
+
+# ============================================================================ monitor commands (issue 6)
+
+
+# ============================================================================ jenkins / hook commands (issue 8)
+
+
+# ============================================================================ end of commands

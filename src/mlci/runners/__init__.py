@@ -1,0 +1,38 @@
+"""Runners: where a trial trains (a local subprocess or a Docker container), chosen by name."""
+from __future__ import annotations
+
+from mlci.errors import RunnerError, UsageError
+from mlci.runners.base import LaunchSpec, Runner, Status
+from mlci.runners.local import LocalRunner
+
+__all__ = ["LaunchSpec", "Runner", "Status", "LocalRunner", "get_runner", "docker_available"]
+
+
+def docker_available() -> bool:
+    try:
+        from mlci.runners.docker import engine_answers
+    except ImportError:
+        return False
+    return engine_answers()
+
+
+def get_runner(name: str, *, notice=None) -> Runner:
+    """`local`, `docker`, or `auto` (Docker when an engine answers, else local with a notice)."""
+    if name == "local":
+        return LocalRunner()
+    if name in ("docker", "auto"):
+        try:
+            from mlci.runners.docker import DockerRunner
+        except ImportError as exc:
+            if name == "docker":
+                raise RunnerError(f"the Docker runner needs the 'docker' package ({exc})",
+                                  hint="pip install 'mlci[docker]'") from None
+            DockerRunner = None  # noqa: N806
+        if name == "docker":
+            return DockerRunner()
+        if DockerRunner is not None and docker_available():
+            return DockerRunner()
+        if notice:
+            notice("runner=auto: no Docker engine answers, training in local processes")
+        return LocalRunner()
+    raise UsageError(f"unknown runner '{name}'", hint="use local, docker or auto")

@@ -1,0 +1,79 @@
+"""The runner interface: start a trial's training somewhere, report its state, stop it.
+
+LocalRunner (a subprocess) and DockerRunner (a container) implement it, so the pipeline and
+the monitor never care where a trial trains.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mlci.config import ResourcesConfig
+
+State = Literal["running", "exited", "killed", "oom", "missing"]
+
+
+@dataclass
+class LaunchSpec:
+    """Everything a runner needs to train one trial."""
+
+    run_id: str
+    trial: int
+    model_name: str
+    model_file: Path  # on the host
+    source_dir: Path  # folder holding the model file: mounted read-only in a container
+    trial_dir: Path  # writable: hparams.json in, metrics.json / model / checkpoints out
+    framework: str
+    dataset: str | None = None
+    seed: int = 0
+    image: str | None = None
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def harness_args(self, trial_dir: str | Path, model_file: str | Path) -> list[str]:
+        """`mlci train` arguments, with paths as the training process sees them."""
+        args = ["train", "--trial-dir", str(trial_dir), "--model", str(model_file), "--seed", str(self.seed)]
+        if self.dataset:
+            args += ["--dataset", self.dataset]
+        return args
+
+
+@dataclass
+class Status:
+    """A trial's process or container as the runner sees it now."""
+
+    state: State
+    handle: str
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str | None = None  # one line: "exit code 1", "killed by SIGKILL", "OOM-killed"
+
+    @property
+    def finished(self) -> bool:
+        return self.state != "running"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "exited" and self.exit_code == 0
+
+
+class Runner(abc.ABC):
+    name: str = "runner"
+
+    @abc.abstractmethod
+    def start(self, spec: LaunchSpec) -> str:
+        """Start training; return a handle (pid or container id) recorded in trial.json."""
+
+    @abc.abstractmethod
+    def status(self, handle: str) -> Status:
+        """The state now; never blocks."""
+
+    @abc.abstractmethod
+    def wait(self, handle: str, timeout: float | None = None) -> Status:
+        """Block until finished (or timeout: then the state is 'running')."""
+
+    @abc.abstractmethod
+    def kill(self, handle: str) -> None:
+        """Stop it now (SIGKILL)."""

@@ -1,0 +1,121 @@
+"""LocalRunner: a trial trains in a subprocess of this machine (no Docker needed).
+
+Works across processes: a handle is a pid, so a monitor started later can still watch it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mlci.errors import RunnerError
+from mlci.runners.base import LaunchSpec, Runner, Status
+
+EXIT_FILE = "exit_code"  # written by the harness as it ends, read when the process is not our child
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+class LocalRunner(Runner):
+    name = "local"
+
+    def __init__(self) -> None:
+        self._children: dict[int, tuple[subprocess.Popen, Path]] = {}
+        self._trial_dirs: dict[int, Path] = {}
+
+    def start(self, spec: LaunchSpec) -> str:
+        spec.trial_dir.mkdir(parents=True, exist_ok=True)
+        (spec.trial_dir / EXIT_FILE).unlink(missing_ok=True)
+        env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1", "MLCI_TRIAL_DIR": str(spec.trial_dir)}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        args = [sys.executable, "-m", "mlci", *spec.harness_args(spec.trial_dir.resolve(), spec.model_file.resolve())]
+        log = open(spec.trial_dir / "log.txt", "ab")
+        try:
+            process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       cwd=spec.source_dir, env=env, start_new_session=True)
+        except OSError as exc:
+            raise RunnerError(f"cannot start the training process ({exc})", hint="check the Python interpreter") from None
+        finally:
+            log.close()
+        self._children[process.pid] = (process, spec.trial_dir)
+        return str(process.pid)
+
+    def _status_of_code(self, handle: str, code: int) -> Status:
+        if code < 0:
+            name = _signal_name(-code)
+            return Status("killed", handle, exit_code=128 - code, signal=-code, reason=f"killed by {name}")
+        return Status("exited", handle, exit_code=code, reason=f"exit code {code}")
+
+    def status(self, handle: str) -> Status:
+        pid = int(handle)
+        child = self._children.get(pid)
+        if child is not None:
+            code = child[0].poll()
+            return Status("running", handle) if code is None else self._status_of_code(handle, code)
+        if _alive(pid):
+            return Status("running", handle)
+        return Status("missing", handle, reason="process gone (not a child of this mlci process)")
+
+    def status_for(self, handle: str, trial_dir: Path) -> Status:
+        """Status of a process started by another mlci process: its trial folder tells how it ended."""
+        found = self.status(handle)
+        if found.state != "missing":
+            return found
+        exit_file = trial_dir / EXIT_FILE
+        if exit_file.exists():
+            try:
+                return self._status_of_code(handle, int(exit_file.read_text().strip()))
+            except ValueError:
+                pass
+        return Status("killed", handle, reason="process vanished without an exit code (killed?)")
+
+    def wait(self, handle: str, timeout: float | None = None) -> Status:
+        pid = int(handle)
+        child = self._children.get(pid)
+        if child is not None:
+            try:
+                child[0].wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return Status("running", handle)
+            return self.status(handle)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while _alive(pid):
+            if deadline is not None and time.monotonic() >= deadline:
+                return Status("running", handle)
+            time.sleep(0.1)
+        return self.status(handle)
+
+    def kill(self, handle: str) -> None:
+        pid = int(handle)
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the harness leads its own session: take its children too
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        child = self._children.get(pid)
+        if child is not None:
+            child[0].wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is dead for our purposes
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().split(b")")[-1].split()[0] != b"Z"
+    except OSError:
+        return True
