@@ -1,0 +1,40 @@
+# Two commands for a newcomer on a fresh Debian machine:
+#   make run   sets up .venv and runs the embedded pipeline on the default example
+#   make test  sets up and runs the whole test suite (Docker tests included where an engine can run)
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+EXAMPLE ?= models/mnist_cnn.py
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+export KERAS_HOME ?= $(CURDIR)/.cache/keras
+export MPLBACKEND ?= Agg
+
+.PHONY: setup run test test-fast bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[keras,docker,jenkins,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/mlci run $(EXAMPLE) --home .mlci
+
+# ---- docker engine and images (issue 5) ----
+
+# ---- end docker ----
+
+test: setup
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow and not docker"
+
+bench: setup
+	$(BIN)/python bench/overhead.py
+
+clean:
+	rm -rf .mlci .pytest_cache build dist src/*.egg-info
