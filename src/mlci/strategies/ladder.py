@@ -13,6 +13,12 @@ from mlci.strategies.base import PastTrial, Proposal, Strategy, past_trials, sam
 
 Step = tuple[str, str, Callable[[Any], Any]]  # (name, hparam key, new value from old value or None)
 
+# A step is tried again only while it pays: a smaller gain keeps the change but moves on to the next knob.
+MIN_DELTA = 0.01
+
+# Knobs that do nothing unless another is set: units without a dense layer, filters without a conv block.
+REQUIRES = {"units": ("dense_layers", 1), "filters": ("conv_blocks", 1), "dropout": ("dense_layers", 1)}
+
 
 def _times(factor: float, cap: float) -> Callable[[Any], Any]:
     def apply(old: Any) -> Any:
@@ -47,11 +53,11 @@ def _layers_wider(old: Any) -> Any:
 
 
 KERAS_STEPS: list[Step] = [
-    ("epochs", "epochs", _times(2, 64)),
-    ("units", "units", _times(2, 1024)),
-    ("dense_layers", "dense_layers", _plus(1, 4)),
+    ("epochs", "epochs", _times(2, 32)),
     ("filters", "filters", _times(2, 256)),
     ("conv_blocks", "conv_blocks", _plus(1, 4)),
+    ("dense_layers", "dense_layers", _plus(1, 4)),
+    ("units", "units", _times(2, 1024)),
     ("learning_rate", "learning_rate", _scale_rate(0.5, 1e-6)),
 ]
 
@@ -72,6 +78,14 @@ def steps_for(framework: str) -> list[Step]:
     return SKLEARN_STEPS if framework == "sklearn" else KERAS_STEPS
 
 
+def _useful(key: str, hparams: dict[str, Any]) -> bool:
+    needs = REQUIRES.get(key)
+    if needs is None or needs[0] not in hparams:
+        return True
+    value = hparams[needs[0]]
+    return isinstance(value, int) and value >= needs[1]
+
+
 def _step_of(trial: PastTrial) -> str | None:
     return trial.proposed_by.split(":", 1)[1] if trial.proposed_by.startswith("ladder:") else None
 
@@ -89,14 +103,17 @@ class LadderStrategy(Strategy):
             if trial.value is not None and better(trial.value, best.value if best else None, metric):
                 best = trial
         base = best or history[0]
-        steps = [s for s in steps_for(self.framework) if s[1] in base.hparams]
+        steps = [s for s in steps_for(self.framework) if s[1] in base.hparams and _useful(s[1], base.hparams)]
         if not steps:
             return None
         names = [s[0] for s in steps]
         last = history[-1]
         last_step = _step_of(last)
+        parent = next((t for t in history if t.number == last.parent), None)
+        paid = (last.number == base.number and parent is not None and parent.value is not None
+                and abs(last.value - parent.value) >= MIN_DELTA)
         if last_step in names:
-            start = names.index(last_step) + (0 if last.number == base.number else 1)
+            start = names.index(last_step) + (0 if paid else 1)
         else:
             start = 0
         tried_from_base = {_step_of(t) for t in history if t.parent == base.number}
