@@ -665,8 +665,9 @@ def notify(run: Run, event: str | None = None, *, config: NotifyConfig, echo: Ec
         if fresh and not message.deliveries:
             _console(message, echo)
         if not fresh and not message.pending():
-            sent = ", ".join(f"{name} at {d.sent_at}" for name, d in message.deliveries.items()) or "console"
-            echo(f"notify: '{key}' of run {run.id} was already sent ({sent}); not sending it again")
+            sent = ", ".join(f"{name} at {d.sent_at}" for name, d in message.deliveries.items())
+            echo(f"notify: '{key}' of run {run.id} was already " + (f"sent ({sent}); not sending it again" if sent else
+                 f"written to {path} with no channel configured; add one to [notify] to send it"))
             return NotifyResult(already_sent=[f"{run.id}/{key}"], messages=[path])
         result = _send_pending(run, message, notifiers, config, echo)
     return _raise_if_pending(result, f" --run {run.id}")
