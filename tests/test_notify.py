@@ -323,6 +323,17 @@ def test_missing_password_names_the_variable(tmp_path, monkeypatch):
     assert f"smtp_user 'ci' is set but {PASSWORD_ENV} is not; export it" in str(caught.value)
 
 
+def test_login_over_an_unencrypted_connection_to_another_host_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    run = make_run(tmp_path)
+    config = smtp_config(25, smtp_host="smtp.invalid", smtp_user="ci", security="none", retries=3)
+    with pytest.raises(NotifyError) as caught:
+        notify(run, config=config)
+    assert 'smtp_user is set with security = "none": the password would cross the network in clear text' in str(
+        caught.value)
+    assert PASSWORD not in str(caught.value)
+
+
 # ----------------------------------------------------------------------------- header injection
 
 

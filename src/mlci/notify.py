@@ -41,6 +41,7 @@ PASSWORD_ENV = "MLCI_SMTP_PASSWORD"
 WEBHOOK_ENV = "MLCI_WEBHOOK_URL"  # Slack-style URLs carry their secret in the path
 MAX_BACKOFF = 60.0
 LOCK_WAIT = 300.0
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 Echo = Callable[[str], None]
 
@@ -200,6 +201,9 @@ class EmailNotifier(Notifier):
         config = self.config
         if message.email is None or not message.email_rcpt:
             raise _Failure("the stored message has no email part", transient=False)
+        if config.smtp_user and config.security == "none" and config.smtp_host not in LOOPBACK:
+            raise _Failure(f"smtp_user is set with security = \"none\": the password would cross the network "
+                           "in clear text; use security = \"starttls\" or \"ssl\"", transient=False)
         if config.smtp_user and not self.password:
             raise _Failure(f"smtp_user '{config.smtp_user}' is set but {PASSWORD_ENV} is not; export it "
                            f"(in Jenkins bind the SMTP credential to {PASSWORD_ENV})", transient=False)
@@ -358,8 +362,10 @@ def _trial_rows(run: Run) -> list[dict[str, Any]]:
                 metrics = trial.metrics()
                 row.update(value=metrics.value, status="succeeded", seconds=metrics.train_seconds or None)
             state = trial.state()
-            row.update(status=state.status if state.status != "pending" or row["value"] is None else row["status"],
-                       restarts=len(state.restarts), reason=state.reason or row["reason"])
+            # a trial with metrics.json but no trial.json (pending by default) did succeed
+            if state.status != "pending" or row["value"] is None:
+                row["status"] = state.status
+            row.update(restarts=len(state.restarts), reason=state.reason or row["reason"])
             if state.wall_seconds is not None:
                 row["seconds"] = state.wall_seconds
         except MlciError as err:
