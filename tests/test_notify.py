@@ -47,7 +47,7 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope):
         self.messages.append({"from": envelope.mail_from, "rcpt": list(envelope.rcpt_tos),
                               "message": email.message_from_bytes(envelope.content, policy=default_policy),
-                              "tls": server.transport.get_extra_info("ssl_object") is not None, "login": getattr(session, "login_data", None),
+                              "tls": server.transport.get_extra_info("ssl_object") is not None,
                               "auth": session.authenticated})
         return "250 OK"
 
@@ -71,15 +71,18 @@ class SmtpServer:
         self.controller.stop()
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory) -> tuple[Path, Path]:
+def make_certificate(folder: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, made by the openssl CLI (no `cryptography` in the venv)."""
-    folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     return cert, key
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
 def server_tls(certificate) -> ssl.SSLContext:
