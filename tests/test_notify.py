@@ -503,3 +503,11 @@ def test_cli_usage_errors(tmp_path):
     assert unknown.exit_code == EXIT_USAGE and "run 'nope' not found" in unknown.output
     both = runner.invoke(main, ["notify", "--flush", "--event", "success", "--home", str(tmp_path)])
     assert both.exit_code == EXIT_USAGE and "takes no --event" in both.output
+
+
+def test_a_value_just_below_the_threshold_never_prints_as_the_threshold(tmp_path):
+    run = make_run(tmp_path, status="exhausted", values=(0.9699,), threshold=0.97, plot=False)
+    notify(run, config=NotifyConfig())
+    stored = outbox_message(run, "budget-exhausted")
+    assert stored["subject"] == "❌ mnist_cnn did not reach accuracy 0.97: best 0.9699 after 1 trial (budget spent)"
+    assert stored["attachment"] is None  # no report.png: no attachment, and no error
