@@ -218,6 +218,7 @@ def test_starttls_with_a_self_signed_certificate_and_auth(tmp_path, certificate,
     assert got["message"]["subject"].startswith("✅ mnist_cnn reached accuracy 0.973")
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # the port is TLS from the start
 def test_implicit_tls_port(tmp_path, certificate, monkeypatch):
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     run = make_run(tmp_path)
