@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -30,8 +30,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from mlci import __version__
-from mlci.config import METRICS, NotifyConfig, validate_config
-from mlci.errors import ConfigError, MlciError, NotifyError, UsageError
+from mlci.check import higher_is_better, meets
+from mlci.config import NotifyConfig, validate_config
+from mlci.errors import ConfigError, NotifyError, UsageError
+from mlci.report import trial_rows
 from mlci.store import Record, Run, RunRecord, RunStore, now_iso, read_record, write_json
 
 EVENTS = ("success", "budget-exhausted", "trial-failed", "pipeline-error")
@@ -348,30 +350,13 @@ def _hparams_line(hparams: dict[str, Any]) -> str:
 
 
 def _trial_rows(run: Run) -> list[dict[str, Any]]:
-    """One row per trial; an unreadable file becomes a note in its row, never a failed notification."""
+    """The report's reading of the trials (one reading serves both), as JSON-ready rows."""
     rows = []
-    for trial in run.trials():
-        row: dict[str, Any] = {"trial": trial.number, "status": "pending", "value": None, "hparams": {},
-                               "change": None, "seconds": None, "restarts": 0, "reason": None}
-        try:
-            hparams = trial.hparams()
-            row.update(hparams=hparams.hparams, change=hparams.change or hparams.proposed_by)
-        except MlciError:
-            row["reason"] = "hparams.json unreadable"
-        try:
-            if trial.has_metrics():
-                metrics = trial.metrics()
-                row.update(value=metrics.value, status="succeeded", seconds=metrics.train_seconds or None)
-            state = trial.state()
-            # a trial with metrics.json but no trial.json (pending by default) did succeed
-            if state.status != "pending" or row["value"] is None:
-                row["status"] = state.status
-            row.update(restarts=len(state.restarts), reason=state.reason or row["reason"])
-            if state.wall_seconds is not None:
-                row["seconds"] = state.wall_seconds
-        except MlciError as err:
-            row["reason"] = _one_line(err.one_line(), 200)
-        rows.append(row)
+    for row in trial_rows(run):
+        fields = asdict(row)
+        fields["trial"] = fields.pop("number")
+        fields["seconds"] = row.wall_seconds if row.wall_seconds is not None else row.train_seconds
+        rows.append(fields)
     return rows
 
 
@@ -379,7 +364,7 @@ def _facts(run: Run, record: RunRecord, event: str, trial: int | None) -> dict[s
     config = record.config or {}
     metric = str(config.get("metric", "accuracy"))
     threshold = float(config.get("threshold", 0.80))
-    higher = METRICS.get(metric, True)
+    higher = higher_is_better(metric)
     rows = _trial_rows(run)
     done = [row for row in rows if row["value"] is not None]
     best_trial, best_value = record.best_trial, record.best_value
@@ -394,7 +379,7 @@ def _facts(run: Run, record: RunRecord, event: str, trial: int | None) -> dict[s
                       candidates[-1] if candidates else None)
         if trial is not None and failed is None:
             raise UsageError(f"run {run.id} has no trial {trial}", hint=f"trials: {[r['trial'] for r in rows]}")
-    met = best_value is not None and (best_value >= threshold if higher else best_value <= threshold)
+    met = meets(best_value, threshold, metric)
     if event == "success" and not met:
         raise UsageError(f"run {run.id} has not met the threshold: best {metric} {_number(best_value, threshold)} "
                          f"vs {_number(threshold)}, so 'success' would be untrue",
@@ -460,7 +445,7 @@ TABLE_HEAD = ("trial", "status", "{metric}", "seconds", "restarts", "change / no
 def _table(facts: dict[str, Any]) -> list[list[str]]:
     return [[str(row["trial"]) + (" ★" if row["trial"] == facts["best_trial"] else ""), row["status"],
              _number(row["value"]), _seconds(row["seconds"]), str(row["restarts"]),
-             _one_line(row["reason"] or row["change"] or "–", 60), _hparams_line(row["hparams"])]
+             _one_line(row["reason"] or row["change"] or row["proposed_by"], 60), _hparams_line(row["hparams"])]
             for row in facts["trials"]]
 
 
