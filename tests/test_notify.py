@@ -259,6 +259,10 @@ def test_server_down_keeps_the_message_and_flush_delivers_it_once(tmp_path):
     assert stored["deliveries"]["email"]["status"] == "pending" and stored["deliveries"]["email"]["attempts"] == 3
     assert "Subject: =?utf-8?" in stored["email"]  # the whole message is in the outbox before any send
 
+    with pytest.raises(NotifyError, match=r"unreachable \(Connection refused\) \(after 3 attempts\)"):
+        flush(run, config=config)  # still down: this call's attempts are counted, the record keeps all
+    assert outbox_message(run)["deliveries"]["email"]["attempts"] == 6
+
     with SmtpServer(port=port) as server:
         result = flush(run, config=config)
         assert result.ok and len(result.sent) == 1

@@ -587,10 +587,12 @@ def _send_pending(run: Run, message: OutboxMessage, notifiers: list[Notifier], c
             result.pending.append(f"{label} by {name}")
             result.errors.append(f"{label}: {delivery.last_error}; kept in {_message_path(run, message.key)}")
             continue
+        before = delivery.attempts  # the record counts every attempt ever; the message, this call's
         try:
             where = _attempt(notifier, message, delivery, config, echo)
         except _Failure as failure:
-            tries = f"after {delivery.attempts} attempt{'s' if delivery.attempts != 1 else ''}"
+            count = delivery.attempts - before
+            tries = f"after {count} attempt{'s' if count != 1 else ''}"
             result.pending.append(f"{label} by {name}")
             result.errors.append(f"'{message.key}' of run {run.id} not delivered by {name}: {failure.line} ({tries}); "
                                  f"kept in {_message_path(run, message.key)}")
