@@ -71,7 +71,7 @@ KERAS_DIGITS_SOURCE = '''
 @pytest.fixture
 def knn_model(tmp_path) -> Path:
     return write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py",
-                       'threshold = 0.97\nmax_trials = 6\ndataset = "digits"\nrunner = "local"\n')
+                       'threshold = 0.97\nmax_trials = 6\ndataset = "digits"\nrunner = "local"\nstrategy = "ladder"\n')
 
 
 @pytest.fixture

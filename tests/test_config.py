@@ -12,7 +12,7 @@ def test_defaults_without_a_file(tmp_path):
     config, path = load_config(tmp_path / "model.py")
     assert path is None
     assert config.threshold == 0.80 and config.metric == "accuracy" and config.max_trials == 10
-    assert config.strategy == "ladder" and config.runner == "local"
+    assert config.strategy == "optuna" and config.runner == "local"
 
 
 def test_file_next_to_the_model_is_read(tmp_path):

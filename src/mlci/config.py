@@ -109,7 +109,10 @@ class Config(_Section):
     max_trials: int = Field(default=10, ge=1, le=10_000)
     max_minutes: float | None = Field(default=None, gt=0)
     patience: int | None = Field(default=None, ge=1)
-    strategy: Literal["ladder", "optuna", "random"] = "ladder"
+    strategy: Literal["ladder", "optuna", "random"] = "optuna"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    optimize: bool = False  # keep searching after the threshold is met, for the best within the budget
+    parallel: int = Field(default=1, ge=1, le=64)
     runner: Literal["local", "docker", "auto"] = "local"
     dataset: Dataset | None = None
     seed: int = Field(default=0, ge=0, le=2**31 - 1)

@@ -6,6 +6,8 @@ notify); here they run in one process, and a killed `mlci run` continues where i
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +86,9 @@ def prepare_run(model_file: Path, *, store: RunStore, config_path: Path | None =
     existing = run.record()
     # Continuing a run: the config given now (a larger budget, say) wins; what was learned stays.
     run.update(config=record.config, kind=kind, image=image)
+    from mlci.tweak import strategy_for
+
+    strategy_for(run, config)  # a bad search space is reported now, before anything trains
     if existing.status in ("met", "exhausted") and budget_left(run, config)[0] and existing.status == "exhausted":
         run.update(status="running")
     return run, config
@@ -165,6 +170,8 @@ def wait_trial(run: Run, trial: Trial, runner: Runner, handle: str, config: Conf
         state = trial.state()
         if status.succeeded and trial.has_metrics():
             return _finish(run, trial, state, "succeeded", status, time.monotonic() - started, events)
+        if status.succeeded and (trial.dir / "pruned.json").exists():
+            return _finish(run, trial, state, "pruned", status, time.monotonic() - started, events)
         if _retryable(status) and len(state.restarts) < config.max_restarts:
             epoch = _heartbeat(trial).get("epoch")
             reason = "OOM-killed" if status.state == "oom" else (status.reason or "died")
@@ -185,6 +192,12 @@ def wait_trial(run: Run, trial: Trial, runner: Runner, handle: str, config: Conf
 def _finish(run: Run, trial: Trial, state: TrialState, outcome: str, status: Status, wall: float,
             events: Events) -> TrialState:
     reason = None if outcome == "succeeded" else _failure_reason(trial, status)
+    if outcome == "pruned":
+        from mlci.pruning import read_pruned
+
+        pruned = read_pruned(trial)
+        reason = (f"pruned at epoch {pruned.epoch} ({pruned.metric} {pruned.value:.4f}, {pruned.pruner} pruner)"
+                  if pruned and pruned.value is not None else "pruned")
     if outcome == "failed" and len(state.restarts) and _retryable(status):
         reason = f"crash loop: gave up after {len(state.restarts)} restarts; {reason}"
     state = state.model_copy(update={"status": outcome, "exit_code": status.exit_code, "reason": reason,
@@ -201,12 +214,16 @@ def _finish(run: Run, trial: Trial, state: TrialState, outcome: str, status: Sta
     return state
 
 
+_BEST_LOCK = threading.Lock()  # parallel trials end in threads: run.json is read, changed, written
+
+
 def update_best(run: Run) -> None:
-    best, value = best_trial(run)
-    record = run.record()
-    if best is not None and (record.best_trial != best.number or not run.best_dir.exists()):
-        run.set_best(best)
-    run.update(best_trial=best.number if best else None, best_value=value)
+    with _BEST_LOCK:
+        best, value = best_trial(run)
+        record = run.record()
+        if best is not None and (record.best_trial != best.number or not run.best_dir.exists()):
+            run.set_best(best)
+        run.update(best_trial=best.number if best else None, best_value=value)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -254,7 +271,7 @@ def run_pipeline(model_file: Path, *, store: RunStore, config_path: Path | None 
         record = run.record()
         events.notice(f"run {run.id}: {record.model_name} is {record.kind.framework}/{record.kind.architecture} "
                       f"({record.kind.mode}), runner {runner.name}, threshold {config.metric} ≥ {config.threshold:g}")
-        if record.status == "met":
+        if record.status == "met" and not (config.optimize and budget_left(run, config)[0]):
             return _result(run, "met", "threshold already met by this run")
         run.update(status="running", finished_at=None)
         try:
@@ -292,21 +309,36 @@ def _wrap_up(run: Run, config: Config, events: Events, notify_outcome: bool) -> 
             events.notice(f"warning: {err.one_line()}")
 
 
+def _met(run: Run, config: Config) -> str | None:
+    best = run.record()
+    if best.best_value is not None and meets(best.best_value, config.threshold, config.metric):
+        return f"trial {best.best_trial} reached {config.metric} {best.best_value:.4f}"
+    return None
+
+
+def _outcome(run: Run, config: Config, why: str) -> tuple[str, str]:
+    """The budget (or the strategy) is spent: met if the best trial meets the threshold (--optimize)."""
+    met = _met(run, config)
+    return ("met", f"{met}; searched on for the best ({why})") if met else ("exhausted", why)
+
+
 def _loop(run: Run, runner: Runner, config: Config, events: Events) -> tuple[str, str]:
+    if config.parallel > 1:
+        return _parallel_loop(run, runner, config, events)
     while True:
         trial = next_trial(run)
         if trial is None and not run.trials():
             trial = baseline_trial(run)
         if trial is None:
-            best = run.record()
-            if best.best_value is not None and meets(best.best_value, config.threshold, config.metric):
-                return "met", f"trial {best.best_trial} reached {config.metric} {best.best_value:.4f}"
+            met = _met(run, config)
+            if met and not config.optimize:
+                return "met", met
             ok, why = budget_left(run, config)
             if not ok:
-                return "exhausted", why
+                return _outcome(run, config, why)
             trial = tweak(run, config)
             if trial is None:
-                return "exhausted", "the strategy has nothing left to try"
+                return _outcome(run, config, "the strategy has nothing left to try")
         hparams = trial.hparams()
         events.trial_started(trial, hparams)
         handle = _resume_or_launch(run, trial, runner, config)
@@ -316,3 +348,71 @@ def _loop(run: Run, runner: Runner, config: Config, events: Events) -> tuple[str
                 raise TrialError(f"trial {trial.number} failed: {state.reason}",
                                  hint=f"see {trial.log_path}")
             events.notice(f"trial {trial.number} failed ({state.reason}); moving on to the next proposal")
+
+
+def _next_to_start(run: Run, config: Config, busy: set[int]) -> tuple[Trial | None, str]:
+    """A trial to start now beside the `busy` ones, or None and why nothing is to start."""
+    for trial in run.trials():
+        if trial.number in busy or not trial.hparams_path.exists() or trial.has_metrics():
+            continue
+        if trial.state().status in ("pending", "running"):
+            return trial, ""
+    if not run.trials():
+        return baseline_trial(run), ""
+    met = _met(run, config)
+    if met and not config.optimize:
+        return None, met
+    ok, why = budget_left(run, config)
+    if not ok:
+        return None, why
+    trial = tweak(run, config, busy=busy)
+    return trial, "" if trial else "the strategy has nothing left to try"
+
+
+def _parallel_loop(run: Run, runner: Runner, config: Config, events: Events) -> tuple[str, str]:
+    """`parallel` trials train at once against the same study; each is watched by its own thread."""
+    finished: queue.Queue = queue.Queue()
+    active: dict[int, threading.Thread] = {}
+    fatal: BaseException | None = None
+    why = ""
+
+    def watch(trial: Trial, handle: str) -> None:
+        try:
+            finished.put((trial, wait_trial(run, trial, runner, handle, config, events), None))
+        except BaseException as exc:  # handed to the main thread, which decides
+            finished.put((trial, None, exc))
+
+    while True:
+        while fatal is None and len(active) < config.parallel:
+            trial, why = _next_to_start(run, config, set(active))
+            if trial is None:
+                break
+            events.trial_started(trial, trial.hparams())
+            handle = _resume_or_launch(run, trial, runner, config)
+            # Daemon threads: Ctrl-C ends mlci at once; the trials go on and the next `mlci run` collects them.
+            thread = threading.Thread(target=watch, args=(trial, handle), name=f"mlci-trial-{trial.number}",
+                                      daemon=True)
+            active[trial.number] = thread
+            thread.start()
+        if not active:
+            break
+        while True:
+            try:
+                trial, state, error = finished.get(timeout=0.5)
+                break
+            except queue.Empty:
+                continue
+        active.pop(trial.number, None)
+        if error is not None:
+            fatal = fatal or error
+        elif state.status == "failed":
+            if trial.number == 0 or not any(t.has_metrics() for t in run.trials()):
+                fatal = fatal or TrialError(f"trial {trial.number} failed: {state.reason}", hint=f"see {trial.log_path}")
+            else:
+                events.notice(f"trial {trial.number} failed ({state.reason}); moving on to the next proposal")
+    if fatal is not None:
+        raise fatal
+    met = _met(run, config)
+    if met and not config.optimize:
+        return "met", met
+    return _outcome(run, config, why or "the budget is spent")

@@ -45,8 +45,14 @@ def trial_rows(run: Run) -> list[TrialRow]:
                 metrics = None
         state = trial.state()
         status = state.status if state.status != "pending" or metrics is None else "succeeded"
+        epochs = metrics.epochs_done if metrics else None
+        if status == "pruned":
+            from mlci.pruning import read_pruned
+
+            pruned = read_pruned(trial)
+            epochs = pruned.epoch if pruned else None
         rows.append(TrialRow(trial.number, hp.proposed_by, hp.change, hp.hparams,
-                             metrics.value if metrics else None, metrics.epochs_done if metrics else None,
+                             metrics.value if metrics else None, epochs,
                              metrics.train_seconds if metrics else None, state.wall_seconds, status,
                              len(state.restarts), state.reason))
     return rows
@@ -155,6 +161,19 @@ image <code>{e(record.image or 'local')}</code>.</p>
     return path
 
 
+def _tuning_summary(run: Run) -> None:
+    """Let the run's strategy tell its study the last results and write importances.html."""
+    try:
+        from mlci.tweak import strategy_for
+
+        finish = getattr(strategy_for(run), "finish", None)
+        if finish is not None:
+            finish()
+    except Exception:  # the report shows the trials even when the study cannot be read
+        pass
+
+
 def write_report(run: Run) -> tuple[Path | None, Path]:
+    _tuning_summary(run)
     rows = trial_rows(run)
     return write_plot(run, rows), write_html(run, rows)

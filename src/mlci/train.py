@@ -137,6 +137,7 @@ class TrainContext:
         self.echo = echo
         self.checkpoints = trial_dir / "checkpoints"
         self.epoch_log = self.checkpoints / "epochs.jsonl"
+        self.reporter: Any = None  # mlci.pruning.Reporter when the trial belongs to a study that prunes
 
     def logged_epochs(self) -> list[dict[str, Any]]:
         """Epochs already done in an earlier, interrupted attempt (one JSON line per epoch)."""
@@ -161,6 +162,8 @@ class TrainContext:
         self.heartbeat.value = row.get("val_accuracy", row.get("accuracy"))
         shown = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch")
         self.echo(f"epoch {epoch + 1}/{self.heartbeat.epochs}: {shown}")
+        if self.reporter is not None:
+            self.reporter.epoch_end(epoch, row)
 
     def truncate_epoch_log(self, keep: int) -> None:
         rows = self.logged_epochs()[:keep]
@@ -209,13 +212,17 @@ def _train_sklearn(estimator: Any, ctx: TrainContext) -> MetricsRecord:
 
 
 def train_trial(trial_dir: Path, model_file: Path, *, dataset: str | None = None, seed: int = 0,
-                metric: str = "accuracy", echo: Echo = print) -> MetricsRecord:
-    """Train one trial of a model module; write metrics.json and the model into trial_dir."""
+                metric: str = "accuracy", echo: Echo = print) -> MetricsRecord | None:
+    """Train one trial of a model module; write metrics.json and the model into trial_dir.
+
+    A trial the study's pruner stops writes pruned.json instead of metrics.json and returns None.
+    """
     started = time.perf_counter()
     trial_dir = Path(trial_dir)
     record = read_record(trial_dir / "hparams.json", HparamsRecord, what="hparams.json",
                          fix="write it with `mlci tweak` (or `mlci run`)")
     (trial_dir / "metrics.json").unlink(missing_ok=True)  # a retrained trial never shows stale metrics
+    (trial_dir / "pruned.json").unlink(missing_ok=True)
     module = load_module(model_file)
     build = getattr(module, "build_model", None)
     if not callable(build):
@@ -231,6 +238,11 @@ def train_trial(trial_dir: Path, model_file: Path, *, dataset: str | None = None
     with Heartbeat(trial_dir) as heartbeat:
         heartbeat.epochs = int(hp.get("epochs", 1))
         ctx = TrainContext(trial_dir, hp, data, seed, metric, heartbeat, echo)
+        reporter = None
+        if (record.model_extra or {}).get("optuna"):
+            from mlci.pruning import Reporter, TrialPruned
+
+            reporter = ctx.reporter = Reporter.from_hparams(record.model_extra, echo)
         if _wants_keras(module):
             import keras
 
@@ -240,13 +252,21 @@ def train_trial(trial_dir: Path, model_file: Path, *, dataset: str | None = None
         except Exception as exc:
             raise TrialError(f"{model_file}:{_user_line(exc, model_file)}: build_model raised "
                              f"{type(exc).__name__}: {exc}", hint="fix build_model; the traceback is in the trial log") from exc
-        if _is_keras_model(model):
-            metrics = _train_keras(model, ctx)
-        elif hasattr(model, "fit") and hasattr(model, "predict"):
-            metrics = _train_sklearn(model, ctx)
-        else:
-            raise TrialError(f"{model_file}: build_model returned {type(model).__name__}, not a Keras model "
-                             f"or a scikit-learn estimator", hint="return keras.Model or an estimator with fit/predict")
+        try:
+            if _is_keras_model(model):
+                metrics = _train_keras(model, ctx)
+            elif hasattr(model, "fit") and hasattr(model, "predict"):
+                metrics = _train_sklearn(model, ctx)
+            else:
+                raise TrialError(f"{model_file}: build_model returned {type(model).__name__}, not a Keras model "
+                                 f"or a scikit-learn estimator", hint="return keras.Model or an estimator with fit/predict")
+        except Exception as exc:
+            if reporter is None or not isinstance(exc, TrialPruned):
+                raise
+            reporter.write(trial_dir, record.trial, exc)
+            echo(f"trial {record.trial}: pruned at epoch {exc.epoch} ({reporter.key} {exc.value:.4f}): "
+                 f"below the study's other trials at that epoch")
+            return None
     metrics.trial = record.trial
     metrics.metric = metric
     metrics.import_seconds = round(import_seconds, 3)

@@ -5,14 +5,14 @@ Writes trials/<n>/hparams.json from the configured strategy, within the budget
 """
 from __future__ import annotations
 
-import ast
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from mlci.check import better
 from mlci.config import Config, validate_config
+from mlci.spaces import NotLiteral, module_literal
 from mlci.store import HparamsRecord, Run, Trial
 from mlci.strategies import get_strategy, past_trials
 
@@ -20,18 +20,10 @@ from mlci.strategies import get_strategy, past_trials
 def module_defaults(model_file: Path) -> dict[str, Any]:
     """The model's HPARAMS literal, read from the source without importing it (no TensorFlow start-up)."""
     try:
-        tree = ast.parse(Path(model_file).read_bytes())
-    except (OSError, SyntaxError, ValueError):
+        value = module_literal(model_file, "HPARAMS")
+    except NotLiteral:
         return {}
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        if any(isinstance(t, ast.Name) and t.id == "HPARAMS" for t in targets) and node.value is not None:
-            try:
-                value = ast.literal_eval(node.value)
-            except (ValueError, SyntaxError, TypeError):
-                return {}
-            return dict(value) if isinstance(value, dict) else {}
-    return {}
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def run_config(run: Run) -> Config:
@@ -66,11 +58,14 @@ def strategy_for(run: Run, config: Config | None = None):
     return get_strategy(config.strategy)(run, config, baseline, framework)
 
 
-def tweak(run: Run, config: Config | None = None) -> Trial | None:
-    """Write the next trial's hparams.json; None when the budget or the strategy is spent."""
+def tweak(run: Run, config: Config | None = None, busy: Collection[int] = ()) -> Trial | None:
+    """Write the next trial's hparams.json; None when the budget or the strategy is spent.
+
+    `busy`: trials training right now (parallel trials), which are not "a proposal not trained yet".
+    """
     config = config or run_config(run)
     pending = [t for t in run.trials() if t.hparams_path.exists() and not t.has_metrics()
-               and t.state().status in ("pending", "running")]
+               and t.number not in busy and t.state().status in ("pending", "running")]
     if pending:
         return pending[0]  # a proposal not trained yet: don't propose another (idempotent in Jenkins retries)
     if past_trials(run):

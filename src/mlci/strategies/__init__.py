@@ -4,8 +4,9 @@ from __future__ import annotations
 from mlci.errors import ConfigError
 from mlci.strategies.base import PastTrial, Proposal, Strategy, past_trials
 from mlci.strategies.ladder import LadderStrategy
+from mlci.strategies.optuna import OptunaStrategy, RandomStrategy
 
-STRATEGIES: dict[str, type[Strategy]] = {"ladder": LadderStrategy}
+STRATEGIES: dict[str, type[Strategy]] = {"ladder": LadderStrategy, "optuna": OptunaStrategy, "random": RandomStrategy}
 
 __all__ = ["PastTrial", "Proposal", "Strategy", "past_trials", "get_strategy", "STRATEGIES"]
 

@@ -74,3 +74,6 @@ class Strategy(abc.ABC):
 
     def observe(self, trial: Trial) -> None:
         """Called once a trial has ended (metrics written, or failed): learn from it."""
+
+    def finish(self) -> None:
+        """Called when the report is written: record what the strategy learned (importances, ...)."""
