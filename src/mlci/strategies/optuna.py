@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.check import better, higher_is_better
+from mlci.config import find_config
 from mlci.errors import ConfigError, MlciError
 from mlci.spaces import Param, decode, distributions, encode, space_for
 from mlci.store import Run, RunStore, Trial
@@ -84,7 +85,8 @@ class OptunaStrategy(Strategy):
         architecture = record.kind.architecture if record.kind else "ann"
         self.model_file = Path(record.model_file)
         self.space: dict[str, Param] = space_for(self.baseline, framework=framework, architecture=architecture,
-                                                 model_file=self.model_file, overrides=config.space)
+                                                 model_file=self.model_file, overrides=config.space,
+                                                 source=str(find_config(self.model_file) or "mlci.toml"))
         self.metric = config.metric
         self.direction = "maximize" if higher_is_better(self.metric) else "minimize"
         self.url = storage_url(run, config.storage)
