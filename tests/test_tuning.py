@@ -312,3 +312,22 @@ def test_keras_trials_report_epochs_and_can_be_pruned(tmp_path, home):
     trial.write_hparams(record)
     metrics = train_here(run, trial)
     assert metrics is None and json.loads((trial.dir / "pruned.json").read_text())["epoch"] == 2
+
+
+def test_jenkins_steps_continue_one_study_across_processes(tmp_path, home):
+    """fetch → launch → wait → check → tweak …, each a fresh process, as the Jenkins jobs run them."""
+    model = write_model(tmp_path / "m", KNN3, "knn3.py", 'threshold = 0.99\ndataset = "digits"\nmax_trials = 3\n')
+    created = mlci("fetch", str(model.parent), "--model", model.name, "--home", str(home), check=True)
+    env = {"RUN_ID": dict(line.split("=", 1) for line in created.stdout.split())["RUN_ID"]}
+    for number in range(3):
+        assert f"TRIAL={number}" in mlci("launch", "--home", str(home), env=env, check=True).stdout
+        mlci("wait", "--home", str(home), env=env, check=True)
+        assert mlci("check", "--home", str(home), env=env).returncode == 3
+        tweaked = mlci("tweak", "--home", str(home), env=env)
+        if number < 2:
+            assert tweaked.returncode == 0 and f"TRIAL={number + 1}" in tweaked.stdout
+    assert tweaked.returncode == 3 and "max_trials (3) reached" in tweaked.stdout
+    run = RunStore(home).run(env["RUN_ID"])
+    assert [t.hparams().proposed_by for t in run.trials()] == ["baseline", "optuna:centre", "optuna:tpe"]
+    states = [t.state.name for t in study_of(run).trials]
+    assert states == ["COMPLETE", "COMPLETE", "COMPLETE"], "each tweak told the study the trial before it"

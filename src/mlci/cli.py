@@ -275,7 +275,7 @@ def launch(run_id, home, runner, wait_too, properties):
     _properties(properties, {"RUN_ID": run_id, "TRIAL": trial.number})
     if wait_too:
         state = wait_trial(run_, trial, chosen, handle, config)
-        if state.status != "succeeded":
+        if state.status not in ("succeeded", "pruned"):  # pruned: the study stopped a hopeless trial
             from mlci.errors import TrialError
 
             raise TrialError(f"trial {trial.number} failed: {state.reason}", hint=f"see {trial.log_path}")
@@ -301,7 +301,7 @@ def wait(run_id, trial_number, timeout, home):
         raise MlciError(f"run {run_id} has no trial", hint=f"start one with `mlci launch --run {run_id}`")
     trial = run_.trial(trial_number) if trial_number is not None else trials[-1]
     state = trial.state()
-    if state.status in ("succeeded", "failed"):
+    if state.status in ("succeeded", "failed", "pruned"):
         update_best(run_)
     else:
         if state.status != "running" or not state.runner:
@@ -322,6 +322,9 @@ def wait(run_id, trial_number, timeout, home):
             timer.daemon = True
             timer.start()
         state = wait_trial(run_, trial, chosen, handle, config)
+    if state.status == "pruned":  # not a failure: the study stopped a hopeless trial; job 4 tweaks on
+        click.echo(f"trial {trial.number}: {state.reason}")
+        return
     if state.status != "succeeded":
         raise TrialError(f"trial {trial.number} failed: {state.reason}", hint=f"see {trial.log_path}")
     metrics = trial.metrics()

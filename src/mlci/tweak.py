@@ -71,6 +71,7 @@ def tweak(run: Run, config: Config | None = None, busy: Collection[int] = ()) ->
     if past_trials(run):
         ok, _ = budget_left(run, config)
         if not ok:
+            strategy_for(run, config).finish()  # the study still learns the last trial's result
             return None
     proposal = strategy_for(run, config).propose()
     if proposal is None:
