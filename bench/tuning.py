@@ -18,12 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 RESULTS = ROOT / "bench" / "results"
 
-# Each search stops once it has trained this many epochs (in all its trials together), or MAX_TRIALS.
+# Each search trains at most this many epochs (all its trials together; a trial starts only if its
+# epochs fit in what is left), and at most MAX_TRIALS trials.
 TASKS = {
     "cnn": {"model": ROOT / "models/mnist_cnn/mnist_cnn.py", "threshold": 0.97,
-            "epoch_budget": int(os.environ.get("BENCH_CNN_EPOCHS", "30"))},
+            "epoch_budget": int(os.environ.get("BENCH_CNN_EPOCHS", "20"))},
     "dense": {"model": ROOT / "models/mnist_ann/mnist_ann.py", "threshold": 0.93,
-              "epoch_budget": int(os.environ.get("BENCH_DENSE_EPOCHS", "40"))},
+              "epoch_budget": int(os.environ.get("BENCH_DENSE_EPOCHS", "30"))},
 }
 METHODS = ("ladder", "random", "optuna", "kerastuner-hyperband")
 SEEDS = [int(s) for s in os.environ.get("BENCH_SEEDS", "0,1,2").split(",")]
@@ -78,8 +79,8 @@ def run_mlci(strategy: str, task: dict, seed: int, home: Path) -> dict:
     rows, epochs = [], 0
     while epochs < task["epoch_budget"] and len(rows) < MAX_TRIALS:
         trial = baseline_trial(run) if not run.trials() else tweak(run, config)
-        if trial is None:
-            break
+        if trial is None or epochs + int(trial.hparams().hparams.get("epochs", 1)) > task["epoch_budget"]:
+            break  # a trial starts only if its epochs fit in what is left of the budget
         keras.backend.clear_session()
         started = time.perf_counter()
         metrics = train_trial(trial.dir, Path(run.record().model_file), dataset="mnist-sample", seed=seed,
@@ -142,8 +143,10 @@ def run_hyperband(task: dict, seed: int, home: Path) -> dict:
             pass  # no TensorBoard callback here, and tensorboard is not installed
 
         def run_trial(self, trial, *args, **kwargs):
-            if state["epochs"] >= task["epoch_budget"] or len(rows) >= MAX_TRIALS:
-                raise kt.errors.FatalError("budget spent")
+            values = trial.hyperparameters.values
+            planned = int(values.get("tuner/epochs", 1)) - int(values.get("tuner/initial_epoch", 0))
+            if state["epochs"] + planned > task["epoch_budget"] or len(rows) >= MAX_TRIALS:
+                raise kt.errors.FatalError("budget spent")  # the same rule as for the mlci methods
             counted.update(epochs=0, last=None)
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), EpochCount()]
             keras.backend.clear_session()
