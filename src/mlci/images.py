@@ -335,13 +335,17 @@ def _existing(client, tag: str):
 
 
 def _prune_builders(client) -> None:
-    """Drop the builder stages (wheels, pip): a rebuild happens only when their inputs changed anyway."""
+    """Drop the builder stages (wheels, pip) and the images a rebuild replaced: only mlci's own.
+
+    A rebuild happens only when a builder stage's inputs changed, so keeping them buys nothing.
+    """
     import docker
 
-    try:
-        client.images.prune(filters={"dangling": True, "label": "mlci.stage=builder"})
-    except docker.errors.APIError:
-        pass  # a prune already running; the next build tidies up
+    for label in ("mlci.stage=builder", HASH_LABEL):
+        try:
+            client.images.prune(filters={"dangling": True, "label": label})
+        except docker.errors.APIError:
+            pass  # a prune already running; the next build tidies up
 
 
 def _tag_latest(image, name: str) -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 from pathlib import Path
 
 import docker
 import requests
+import urllib3
 from docker.types import DeviceRequest
 
 from mlci.config import ResourcesConfig
@@ -61,6 +63,14 @@ def _reason(exc: BaseException) -> str:
     return text[:200]
 
 
+def _read_timeout(exc: BaseException) -> bool:
+    """A long-poll that ended without news (requests reports it as ReadTimeout or ConnectionError)."""
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    inner = exc.args[0] if exc.args else None
+    return isinstance(exc, requests.exceptions.ConnectionError) and isinstance(inner, urllib3.exceptions.ReadTimeoutError)
+
+
 def container_name(run_id: str, trial: int) -> str:
     return "mlci-" + re.sub(r"[^a-zA-Z0-9_.-]", "-", run_id)[:100] + f"-{trial}"
 
@@ -73,6 +83,7 @@ def memory_bytes(size: str) -> int:
     return int(digits) * units[text[len(digits):]]
 
 
+WAIT_CHUNK = 30.0
 MIN_MEMORY = 64 * 1024**2  # below this not even the Python interpreter of the harness starts
 
 
@@ -198,7 +209,8 @@ class DockerRunner(Runner):
 
     def _record(self, trial_dir: Path, trial: int, container_id: str, image: str, user: str) -> None:
         path = trial_dir / "trial.json"
-        state = read_record(path, TrialState, what="trial.json") if path.exists() else TrialState(trial=trial)
+        state = read_record(path, TrialState, what="trial.json",
+                                                        fix="delete it to let mlci treat the trial as pending") if path.exists() else TrialState(trial=trial)
         state = state.model_copy(update={"runner": self.name, "container_id": container_id, "image": image,
                                          "user": user, "pid": None})
         write_json(path, state)
@@ -260,14 +272,20 @@ class DockerRunner(Runner):
         container = self._container(handle, f"waiting for container {handle[:12]}")
         if container is None:
             return Status("missing", handle, reason="container gone (removed)")
-        try:
-            container.wait(timeout=timeout)
-        except requests.exceptions.ReadTimeout:
-            return Status("running", handle)
-        except docker.errors.NotFound:
-            return Status("missing", handle, reason="container gone (removed)")
-        except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
-            raise self._engine_lost(exc, f"waiting for container {handle[:12]}") from None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # Long-polls of at most 30 s: the client's own read timeout must never be what ends a wait.
+            left = WAIT_CHUNK if deadline is None else min(WAIT_CHUNK, max(deadline - time.monotonic(), 0.01))
+            try:
+                container.wait(timeout=left)
+                break
+            except docker.errors.NotFound:
+                return Status("missing", handle, reason="container gone (removed)")
+            except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+                if not _read_timeout(exc):
+                    raise self._engine_lost(exc, f"waiting for container {handle[:12]}") from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    return Status("running", handle)
         return self.status(handle)
 
     def kill(self, handle: str) -> None:
