@@ -316,12 +316,13 @@ def build_images(names: Iterable[str] | None = None, *, base: str | None = None,
                                  progress)
         steps["docker_build"] = time.monotonic() - t0
         shutil.rmtree(context, ignore_errors=True)
-        _prune_builders(client)
         image = client.images.get(image_id)
         _tag_latest(image, name)
         built_ids[name] = image.id
         results.append(BuildResult(name, tag, image.id, True, steps["docker_build"], image.attrs["Size"], digest,
                                    steps))
+    if any(result.built for result in results):
+        _prune_builders(client)
     return results
 
 
