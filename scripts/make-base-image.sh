@@ -39,7 +39,8 @@ rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/deb
        "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* \
        "$root"/var/log/* "$root"/tmp/* "$root"/root/.cache
 find "$root"/usr/share/locale -mindepth 1 -maxdepth 1 ! -name 'locale.alias' -exec rm -rf {} +
-find "$root"/usr/lib/python3* -name '__pycache__' -type d -prune -exec rm -rf {} +
+# The standard library's __pycache__ stays: containers run with a read-only root file system, so
+# without it every start would compile the modules it imports again.
 
 say "importing as $image"
 tar --numeric-owner -C "$root" -c . | docker import \

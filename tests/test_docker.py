@@ -63,6 +63,15 @@ def runner(engine):
             container.remove(force=True)
 
 
+@pytest.fixture
+def docker_home(engine, home):
+    """A run store whose runs' containers are removed after the test."""
+    yield home
+    for run_json in home.glob("runs/*/run.json"):
+        for container in engine.containers.list(all=True, filters={"label": f"mlci.run={run_json.parent.name}"}):
+            container.remove(force=True)
+
+
 def _docker_toml(extra: str = "") -> str:
     return f'threshold = 0.5\nmax_trials = 2\ndataset = "digits"\nrunner = "docker"\n{extra}'
 
@@ -91,7 +100,7 @@ def _run_dir(home: Path) -> Path:
 
 
 @pytest.mark.docker
-def test_run_sklearn_in_docker_end_to_end(engine, tmp_path, home):
+def test_run_sklearn_in_docker_end_to_end(engine, tmp_path, home, docker_home):
     model = write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py", _docker_toml())
     done = mlci("run", str(model), "--home", str(home), "--runner", "docker")
     assert done.returncode == 0, done.stderr
@@ -114,7 +123,7 @@ def test_run_sklearn_in_docker_end_to_end(engine, tmp_path, home):
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_run_keras_in_docker_end_to_end(engine, tmp_path, home):
+def test_run_keras_in_docker_end_to_end(engine, tmp_path, home, docker_home):
     model = write_model(tmp_path / "dense", KERAS_DIGITS_SOURCE, "digits_dense.py", _docker_toml())
     done = mlci("run", str(model), "--home", str(home), "--runner", "docker")
     assert done.returncode == 0, done.stderr
@@ -224,7 +233,7 @@ def test_killed_container_reports_the_signal(runner, tmp_path):
 
 
 @pytest.mark.docker
-def test_missing_image_says_which_command_builds_it(engine, tmp_path, home):
+def test_missing_image_says_which_command_builds_it(engine, tmp_path, home, docker_home):
     model = write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py",
                         _docker_toml('[images]\nsklearn = "mlci/sklearn:0.0.0-missing"\n'))
     done = mlci("run", str(model), "--home", str(home), "--runner", "docker")
@@ -235,7 +244,7 @@ def test_missing_image_says_which_command_builds_it(engine, tmp_path, home):
 
 
 @pytest.mark.docker
-def test_image_of_another_framework_is_refused(engine, tmp_path, home):
+def test_image_of_another_framework_is_refused(engine, tmp_path, home, docker_home):
     model = write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py",
                         _docker_toml('[images]\nsklearn = "mlci/keras:latest"\n'))
     done = mlci("run", str(model), "--home", str(home), "--runner", "docker")
@@ -253,7 +262,7 @@ def test_image_of_another_framework_is_refused(engine, tmp_path, home):
     ('network = "no-such-net"', 2, "[resources] network = 'no-such-net' is not a network of the Docker engine"),
     ("gpus = -1", 2, "key 'resources.gpus' = -1 is invalid; allowed: a number >= 0"),
 ])
-def test_bad_resources_are_clear_errors(engine, tmp_path, home, resources, code, message):
+def test_bad_resources_are_clear_errors(engine, tmp_path, home, docker_home, resources, code, message):
     model = write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py", _docker_toml(f"[resources]\n{resources}\n"))
     done = mlci("run", str(model), "--home", str(home), "--runner", "docker")
     assert done.returncode == code, done.stderr
@@ -333,7 +342,7 @@ class SocketProxy:
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_engine_lost_mid_run_is_a_clear_error_and_a_rerun_continues(engine, tmp_path, home):
+def test_engine_lost_mid_run_is_a_clear_error_and_a_rerun_continues(engine, tmp_path, home, docker_home):
     real = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if not real.startswith("unix://"):
         pytest.skip("the proxy forwards to a unix socket engine")
@@ -433,3 +442,18 @@ def test_memory_sizes():
 
     assert memory_bytes("512m") == 512 * 1024**2 and memory_bytes("2g") == 2 * 1024**3
     assert memory_bytes("1024k") == 1024**2 and memory_bytes("4096") == 4096
+
+
+def test_docker_tests_fail_rather_than_skip_in_ci_without_an_engine():
+    """Runs this file's sklearn end-to-end test in a child pytest with CI=true and no engine."""
+    env = {**os.environ, **NO_ENGINE, "CI": "true"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           f"{__file__}::test_run_sklearn_in_docker_end_to_end"],
+                          cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout
+    assert "CI=true but no Docker engine answers" in done.stdout and "1 error" in done.stdout
+    env["CI"] = ""
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                           f"{__file__}::test_run_sklearn_in_docker_end_to_end"],
+                          cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "1 skipped" in done.stdout and "no Docker engine answers" in done.stdout
