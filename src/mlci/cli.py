@@ -477,15 +477,16 @@ def images_build(names: tuple[str, ...], base_image: str | None, wheelhouse: Pat
 @handle_errors
 def images_list() -> None:
     """The mlci images in the Docker engine, with framework, size and content hash."""
-    from rich.table import Table
-
     from mlci.images import list_images
 
-    table = Table("image", "id", "framework", "size", "created", "content hash")
-    for info in list_images():
-        table.add_row(info.tag, info.image_id[7:], info.framework or "", f"{info.size / 1e6:.0f} MB", info.created,
-                      info.content_hash or "")
-    out.print(table)
+    # Plain columns, not a rich table: scripts read this, and a table folds long tags on a narrow pipe.
+    rows = [("IMAGE", "ID", "FRAMEWORK", "SIZE", "CREATED", "CONTENT HASH")]
+    rows += [(info.tag, info.image_id[7:], info.framework or "-", f"{info.size / 1e6:.0f}MB", info.created,
+              info.content_hash or "-") for info in list_images()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), markup=False,
+                  soft_wrap=True)
 
 
 # ============================================================================ monitor commands (issue 6)

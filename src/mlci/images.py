@@ -397,7 +397,7 @@ def list_images(client=None) -> list[ImageInfo]:
     found = []
     for image in client.images.list(filters={"label": FRAMEWORK_LABEL}):
         labels = image.labels or {}
-        for tag in image.tags or ["<none>"]:
+        for tag in image.tags:  # an untagged one was replaced by a rebuild (pruned once no container uses it)
             found.append(ImageInfo(tag, image.short_id, labels.get(FRAMEWORK_LABEL), image.attrs["Size"],
                                    image.attrs.get("Created", "")[:19], labels.get(HASH_LABEL)))
     return sorted(found, key=lambda info: info.tag)
