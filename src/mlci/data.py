@@ -33,7 +33,7 @@ class Dataset:
 def _stratified_split(x: np.ndarray, y: np.ndarray, test_size: float, seed: int):
     """Seeded split keeping each class's share in both parts (numpy only: no scikit-learn import for Keras)."""
     rng = np.random.RandomState(seed)
-    total_test = int(test_size) if test_size >= 1 else int(round(len(y) * test_size))
+    total_test = int(test_size) if test_size >= 1 else int(np.ceil(len(y) * test_size))  # as scikit-learn
     classes, counts = np.unique(y, return_counts=True)
     shares = counts * total_test / len(y)
     take = np.floor(shares).astype(int)
