@@ -4,4 +4,4 @@
 set -euo pipefail
 rm -f "${WORKSPACE}/mlci.properties"
 mlci fetch "${WORKSPACE}" --ref "${GIT_COMMIT:-HEAD}" ${MODEL:+--model "${MODEL}"} \
-  --properties "${WORKSPACE}/mlci.properties"
+  ${THRESHOLD:+--threshold "${THRESHOLD}"} --properties "${WORKSPACE}/mlci.properties"

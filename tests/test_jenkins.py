@@ -279,7 +279,7 @@ def test_unreachable_server_is_a_runner_error(monkeypatch, tmp_path):
 
 def status(**changes) -> dict:
     base = {"run_id": "cnn-0123456789", "status": "running", "threshold": 0.8, "metric": "accuracy",
-            "best_trial": 0, "best_value": 0.5, "trials_done": 1, "max_trials": 3, "budget_left": 2, "next_trial": 1}
+            "best_trial": 0, "best_value": 0.5, "trials_done": 1, "max_trials": 3, "budget_left": True, "next_trial": 1}
     return {**base, **changes}
 
 
@@ -288,8 +288,10 @@ def status(**changes) -> dict:
     ({"status": "met", "best_value": 0.9}, "notify", "success"),
     ({"best_value": 0.85}, "notify", "success"),  # met even if the status was not updated yet
     ({"metric": "loss", "threshold": 0.2, "best_value": 0.1}, "notify", "success"),
-    ({"status": "exhausted", "budget_left": 0}, "notify", "budget-exhausted"),
-    ({"budget_left": 0}, "notify", "budget-exhausted"),
+    ({"status": "exhausted", "budget_left": False, "next_trial": None}, "notify", "budget-exhausted"),
+    ({"budget_left": False, "next_trial": None}, "notify", "budget-exhausted"),
+    ({"budget_left": False}, "retrain", None),  # the last trial of the budget is proposed: train it
+    ({"budget_left": True, "next_trial": None}, "notify", "budget-exhausted"),  # nothing left to try
     ({"status": "failed"}, "notify", "trial-failed"),
 ])
 def test_decide(changes, action, event):
@@ -315,4 +317,4 @@ def test_decide_names_a_file_that_is_not_status_json(tmp_path):
     bad.write_text(json.dumps({"run_id": "x", "status": "running"}))
     result = CliRunner().invoke(main, ["jenkins", "decide", str(bad), "--retrain", str(tmp_path / "r")])
     assert result.exit_code == 2
-    assert f"{bad}: key 'budget_left' missing; this is not the output of `mlci status --json`" in result.output
+    assert f"{bad}: key 'next_trial' missing; this is not the output of `mlci status --json`" in result.output

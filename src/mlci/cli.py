@@ -198,4 +198,102 @@ def jenkins_decide(status_file: Path, retrain_file: Path) -> None:
 
 
 
+@main.group("hook", epilog=EXIT_HELP)
+def hook_group() -> None:
+    """Git push triggers: a post-receive hook that notifies Jenkins or runs the pipeline here."""
+
+
+def _local_options(home: Path | None, model: str | None, config: Path | None):
+    from mlci.hook import LocalOptions
+    from mlci.store import default_home
+
+    return LocalOptions(home=(home or default_home()).resolve(), model=model, config=config)
+
+
+@hook_group.command("install")
+@click.argument("repo_path", type=click.Path(path_type=Path))
+@click.option("--jenkins", "jenkins_url", metavar="URL", help="Notify this Jenkins (/git/notifyCommit) on each push.")
+@click.option("--local", "local", is_flag=True, help="Run the embedded pipeline here for each pushed commit.")
+@click.option("--repo-url", help="The URL Jenkins' job checks out (--jenkins) [default: REPO_PATH].")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File holding the git plugin's notifyCommit token, read at each push [default: env "
+                   "MLCI_NOTIFY_COMMIT_TOKEN].")
+@click.option("--branch", help="Only pushes to this branch [default: every branch].")
+@click.option("--model", help="Model file inside the repository (--local) [default: detected].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="mlci.toml (--local).")
+@click.option("--foreground", is_flag=True, help="--local: the push waits for the run (default: in the background).")
+@home_option
+@handle_errors
+def hook_install(repo_path, jenkins_url, local, repo_url, token_file, branch, model, config_path, foreground, home):
+    """Write REPO_PATH's post-receive hook: a push notifies Jenkins or (--local) runs the pipeline.
+
+    Pushes to one repository are run one at a time: a newer push waits for the older run."""
+    from mlci.hook import install
+
+    target = install(repo_path, jenkins_url=jenkins_url, local=_local_options(home, model, config_path) if local else None,
+                     repo_url=repo_url, branch=branch, token_file=token_file, foreground=foreground)
+    out.print(f"installed {target}")
+
+
+@hook_group.command("post-receive")
+@click.option("--repo", "repo", required=True, type=click.Path(path_type=Path))
+@click.option("--jenkins", "jenkins_url")
+@click.option("--repo-url")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--local", "local", is_flag=True)
+@click.option("--branch")
+@click.option("--model")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--foreground", is_flag=True)
+@home_option
+@handle_errors
+def hook_post_receive(repo, jenkins_url, repo_url, token_file, local, branch, model, config_path, foreground, home):
+    """What the installed hook runs (reads git's '<old> <new> <ref>' lines on stdin)."""
+    from mlci.hook import post_receive_jenkins, post_receive_local
+
+    stdin = sys.stdin.read()
+    echo = lambda text: click.echo(text, err=True)  # noqa: E731  (git shows it to the pusher as remote: ...)
+    if jenkins_url:
+        post_receive_jenkins(stdin, repo=repo, jenkins_url=jenkins_url, repo_url=repo_url or str(repo),
+                             branch=branch, token_file=token_file, echo=echo)
+    elif local:
+        sys.exit(post_receive_local(stdin, repo=repo, options=_local_options(home, model, config_path), branch=branch,
+                                    foreground=foreground, echo=echo))
+    else:
+        raise click.UsageError("pass --jenkins URL or --local")
+
+
+@hook_group.command("run-commit", hidden=True)
+@click.option("--repo", required=True)
+@click.option("--commit", required=True)
+@click.option("--ref", default="HEAD")
+@click.option("--model")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path))
+@home_option
+@handle_errors
+def hook_run_commit(repo, commit, ref, model, config_path, home):
+    """Fetch and run one pushed commit (what the hook starts in the background)."""
+    from mlci.hook import run_commit
+
+    sys.exit(run_commit(repo, commit, ref, _local_options(home, model, config_path),
+                        echo=lambda text: click.echo(text, err=True)))
+
+
+@main.command("watch", epilog=EXIT_HELP)
+@click.argument("repo")
+@click.option("--branch", help="Branch to follow [default: the repository's HEAD].")
+@click.option("--interval", type=float, default=60.0, show_default=True, help="Seconds between polls.")
+@click.option("--once", is_flag=True, help="Poll once, run a new commit if there is one, and exit with its code.")
+@click.option("--model", help="Model file inside the repository [default: detected].")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="mlci.toml to use.")
+@home_option
+@handle_errors
+def watch_command(repo, branch, interval, once, model, config_path, home):
+    """Poll REPO (path or URL) for new commits, like Jenkins' SCM polling, and run the pipeline on each."""
+    from mlci.hook import watch
+
+    sys.exit(watch(repo, options=_local_options(home, model, config_path), branch=branch, interval=interval,
+                   once=once, echo=lambda text: console.print(text, markup=False)))
+
+
 # ============================================================================ end of commands

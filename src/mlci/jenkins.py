@@ -264,19 +264,30 @@ class Decision:
 
 
 def decide(status_json: Mapping[str, Any], source: str = "status") -> Decision:
-    """Retrain while budget is left and the threshold is unmet; otherwise which notification to send."""
-    missing = [key for key in ("run_id", "status", "budget_left") if key not in status_json]
-    if missing:
-        raise UsageError(f"{source}: key '{missing[0]}' missing; this is not the output of `mlci status --json`",
+    """Retrain while a proposed trial waits and the threshold is unmet; otherwise which notification."""
+    missing = [key for key in ("run_id", "status") if key not in status_json]
+    if missing or not ({"next_trial", "budget_left"} & set(status_json)):
+        key = missing[0] if missing else "next_trial"
+        raise UsageError(f"{source}: key '{key}' missing; this is not the output of `mlci status --json`",
                          hint="write it with `mlci status --run RUN_ID --json > FILE`")
-    state, budget = status_json["status"], status_json["budget_left"]
+    state = status_json["status"]
     if state == "failed":
         return Decision("notify", "trial-failed", "the run failed")
     if state == "met" or _meets(status_json):
         return Decision("notify", "success", f"best {status_json.get('best_value')} meets the threshold")
-    if state == "exhausted" or not isinstance(budget, int) or budget <= 0:
-        return Decision("notify", "budget-exhausted", "the trial budget is spent below the threshold")
-    return Decision("retrain", None, f"{budget} trial(s) of budget left below the threshold")
+    if "next_trial" in status_json:
+        # job 4's tweak proposed the next trial only if budget was left; job 2 launches exactly that one
+        pending = status_json["next_trial"]
+        if pending is not None and state != "exhausted":
+            return Decision("retrain", None, f"trial {pending} is proposed and waits to be trained")
+    elif _budget(status_json["budget_left"]) and state != "exhausted":
+        return Decision("retrain", None, "budget is left below the threshold")
+    return Decision("notify", "budget-exhausted", "the trial budget is spent below the threshold")
+
+
+def _budget(value: Any) -> bool:
+    """`budget_left` is a flag in mlci status, a count in older outputs: both read the same here."""
+    return bool(value) if isinstance(value, bool) else isinstance(value, (int, float)) and value > 0
 
 
 def _meets(status_json: Mapping[str, Any]) -> bool:
