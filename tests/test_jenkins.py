@@ -3,6 +3,7 @@ XML, since JJB ignores unknown keys), deploy/trigger/status against a stand-in s
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -318,3 +319,33 @@ def test_decide_names_a_file_that_is_not_status_json(tmp_path):
     result = CliRunner().invoke(main, ["jenkins", "decide", str(bad), "--retrain", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert f"{bad}: key 'next_trial' missing; this is not the output of `mlci status --json`" in result.output
+
+
+# ----------------------------------------------------------------------------- Jenkinsfile
+
+
+def test_jenkinsfile_has_the_chain_the_loop_and_the_triggers():
+    text = (REPO / "Jenkinsfile").read_text()
+    for needle in ("disableConcurrentBuilds()", "githubPush()", "pollSCM(", "mlci fetch", "mlci launch",
+                   "mlci wait", "mlci check", "mlci tweak", "mlci jenkins decide", "mlci monitor",
+                   "mlci notify", "while (!event)", "post {", "emailext("):
+        assert needle in text, needle
+
+
+def lint(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(REPO / "scripts" / "lint-jenkinsfile.sh"), str(path)],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_jenkinsfile_passes_npm_groovy_lint_and_a_broken_one_fails(tmp_path):
+    if not (shutil.which("npm") and shutil.which("java")):
+        pytest.skip("npm-groovy-lint needs npm (Node 20) and Java 17")
+    clean = lint(REPO / "Jenkinsfile")
+    assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-2000:]
+    broken = tmp_path / "Jenkinsfile"
+    text = (REPO / "Jenkinsfile").read_text()
+    broken.write_text(text.replace("    }\n", "", 1))  # drop the brace that closes agent/options
+    result = lint(broken)
+    assert result.returncode != 0
+    assert "NglParseError" in result.stdout + result.stderr
