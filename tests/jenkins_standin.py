@@ -159,3 +159,115 @@ class running:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# ----------------------------------------------------------------------------- running builds
+
+
+@dataclass
+class Build:
+    job: str
+    number: int
+    result: str  # SUCCESS | FAILURE
+    params: dict[str, str]
+    log: str
+
+
+class BuildRunner:
+    """Runs rendered freestyle jobs the way Jenkins does, for the parts the mlci jobs use: string
+    parameters, the git SCM (clone, GIT_COMMIT), shell steps, and Parameterized Trigger publishers
+    (condition, current parameters, properties files, "don't trigger if a file is missing")."""
+
+    PT = "hudson.plugins.parameterizedtrigger."
+
+    def __init__(self, xml_dir, root, env: dict[str, str], max_builds: int = 40):
+        import xml.etree.ElementTree as ET
+        from pathlib import Path
+
+        self.jobs = {p.stem: ET.parse(p).getroot() for p in Path(xml_dir).glob("*.xml")}
+        self.root = Path(root)
+        self.env = env
+        self.max_builds = max_builds
+        self.builds: list[Build] = []
+
+    def _defaults(self, job: str) -> dict[str, str]:
+        return {p.findtext("name"): p.findtext("defaultValue") or ""
+                for p in self.jobs[job].iter("hudson.model.StringParameterDefinition")}
+
+    def _checkout(self, job: str, workspace) -> dict[str, str]:
+        import shutil
+        import subprocess
+
+        scm = self.jobs[job].find("scm")
+        if scm is None or scm.get("class") != "hudson.plugins.git.GitSCM":
+            return {}
+        url = scm.findtext("userRemoteConfigs/hudson.plugins.git.UserRemoteConfig/url")
+        branch = scm.findtext("branches/hudson.plugins.git.BranchSpec/name")
+        if scm.find("extensions/hudson.plugins.git.extensions.impl.WipeWorkspace") is not None:
+            shutil.rmtree(workspace)
+        subprocess.run(["git", "clone", "-q", "-b", branch, url, str(workspace)], check=True, capture_output=True)
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=workspace, check=True, capture_output=True,
+                                text=True).stdout.strip()
+        return {"GIT_COMMIT": commit, "GIT_BRANCH": f"origin/{branch}", "GIT_URL": url}
+
+    def build(self, job: str, params: dict[str, str]) -> tuple[Build, list[tuple[str, dict[str, str]]]]:
+        import os
+        import subprocess
+
+        number = 1 + sum(1 for b in self.builds if b.job == job)
+        workspace = self.root / "workspace" / job
+        workspace.mkdir(parents=True, exist_ok=True)
+        values = {**self._defaults(job), **params}
+        env = {**self.env, **values, "WORKSPACE": str(workspace), "BUILD_NUMBER": str(number), "JOB_NAME": job,
+               "BUILD_TAG": f"jenkins-{job}-{number}", "BUILD_URL": f"http://jenkins.invalid/job/{job}/{number}/"}
+        env.update(self._checkout(job, workspace))
+        result, log = "SUCCESS", ""
+        for index, step in enumerate(self.jobs[job].iter("hudson.tasks.Shell")):
+            script = self.root / "tmp" / f"{job}-{number}-{index}.sh"
+            script.parent.mkdir(parents=True, exist_ok=True)
+            script.write_text(step.findtext("command"))
+            os.chmod(script, 0o755)  # Jenkins runs a script with a #! line by that interpreter
+            done = subprocess.run([str(script)], cwd=workspace, env=env, capture_output=True, text=True)
+            log += done.stdout + done.stderr
+            if done.returncode != 0:
+                result = "FAILURE"
+                break
+        build = Build(job, number, result, values, log)
+        self.builds.append(build)
+        return build, self._downstream(job, build, workspace)
+
+    def _downstream(self, job: str, build: Build, workspace) -> list[tuple[str, dict[str, str]]]:
+        wanted = {"SUCCESS": {"SUCCESS"}, "FAILED": {"FAILURE"}, "ALWAYS": {"SUCCESS", "FAILURE"},
+                  "FAILED_OR_BETTER": {"SUCCESS", "FAILURE"}}
+        queued = []
+        for config in self.jobs[job].iter(self.PT + "BuildTriggerConfig"):
+            if build.result not in wanted[config.findtext("condition")]:
+                continue
+            params: dict[str, str] = {}
+            if config.find(f"configs/{self.PT}CurrentBuildParameters") is not None:
+                params.update(build.params)
+            files = config.find(f"configs/{self.PT}FileBuildParameters")
+            if files is not None:
+                path = workspace / files.findtext("propertiesFile")
+                if not path.exists():
+                    if files.findtext("failTriggerOnMissing") == "true":
+                        continue
+                else:
+                    for line in path.read_text().splitlines():
+                        key, sep, value = line.partition("=")
+                        if sep and not line.startswith("#"):
+                            params[key.strip()] = value.strip()
+            for project in config.findtext("projects").split(","):
+                queued.append((project.strip(), params))
+        return queued
+
+    def run(self, job: str, params: dict[str, str] | None = None) -> list[Build]:
+        """Build `job`, then whatever its triggers start, in order, until the queue is empty."""
+        queue = [(job, params or {})]
+        while queue:
+            if len(self.builds) >= self.max_builds:
+                raise AssertionError(f"more than {self.max_builds} builds: the chain does not end")
+            name, values = queue.pop(0)
+            _, more = self.build(name, values)
+            queue.extend(more)
+        return self.builds

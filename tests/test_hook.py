@@ -177,7 +177,7 @@ def wait_for(home: Path, commits: list[str], timeout: float = 300.0) -> None:
 def test_push_runs_the_pipeline_for_the_pushed_commit(repos, tmp_path):
     bare, clone = repos
     home = tmp_path / "home"
-    assert install(str(bare), "--local", "--foreground", "--home", str(home)).exit_code == 0
+    assert install(str(bare), "--local", "--foreground", "--model", "model.py", "--home", str(home)).exit_code == 0
     sha = git("rev-parse", "HEAD", cwd=clone)
     pushed = push(clone)
     assert pushed.returncode == 0, pushed.stderr
@@ -193,7 +193,7 @@ def test_two_quick_pushes_run_one_after_the_other(repos, tmp_path):
     """The newer push waits for the older run (a lock per repository), so neither run is corrupted."""
     bare, clone = repos
     home = tmp_path / "home"
-    assert install(str(bare), "--local", "--home", str(home)).exit_code == 0
+    assert install(str(bare), "--local", "--model", "model.py", "--home", str(home)).exit_code == 0
     first = git("rev-parse", "HEAD", cwd=clone)
     assert push(clone).returncode == 0
     second = commit(clone, "second")
@@ -215,7 +215,7 @@ def test_two_quick_pushes_run_one_after_the_other(repos, tmp_path):
 def test_watch_runs_each_new_commit_once(repos, tmp_path):
     _, clone = repos
     home = tmp_path / "home"
-    args = ["watch", str(clone), "--branch", "main", "--once", "--home", str(home)]
+    args = ["watch", str(clone), "--branch", "main", "--once", "--model", "model.py", "--home", str(home)]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
     sha = git("rev-parse", "HEAD", cwd=clone)
