@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Literal
 
 from mlci.errors import RunnerError, UsageError
+from mlci.fetch import _git
 from mlci.store import Record, now_iso, read_record, write_json
 
 HOOK_MARK = "# installed by `mlci hook install`"
@@ -62,17 +63,6 @@ class LocalOptions:
 
 
 # ----------------------------------------------------------------------------- git
-
-
-def _git(*args: str, cwd: Path | None = None) -> str:
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
-    except FileNotFoundError:
-        raise UsageError("git is not installed", hint="apt-get install git") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        raise UsageError(f"git {' '.join(args)} failed: {last}", hint="check the repository path or URL and the branch")
-    return done.stdout.strip()
 
 
 def hooks_dir(repo: Path) -> Path:

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from mlci.config import METRICS
+from mlci.check import meets
 from mlci.errors import RunnerError, UsageError
 
 JOB_SUFFIXES = ("1-fetch", "2-launch", "3-train", "4-check", "5-notify", "6-monitor")
@@ -294,8 +294,7 @@ def _meets(status_json: Mapping[str, Any]) -> bool:
     best, threshold = status_json.get("best_value"), status_json.get("threshold")
     if not isinstance(best, (int, float)) or not isinstance(threshold, (int, float)):
         return False
-    larger_is_better = METRICS.get(status_json.get("metric") or "accuracy", True)
-    return best >= threshold if larger_is_better else best <= threshold
+    return meets(float(best), float(threshold), status_json.get("metric") or "accuracy")
 
 
 def read_status_file(path: Path) -> dict[str, Any]:
