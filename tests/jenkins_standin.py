@@ -38,6 +38,7 @@ class StandInJenkins:
     views: dict[str, bytes] = field(default_factory=dict)
     builds: dict[str, list[dict]] = field(default_factory=dict)
     queue: list[tuple[str, dict]] = field(default_factory=list)
+    auth: str | None = None  # "user:token" to require, as Jenkins does without anonymous read access
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def calls(self, method: str | None = None, prefix: str = "") -> list[Request]:
@@ -74,8 +75,16 @@ def _handler(state: StandInJenkins):
                 state.requests.append(request)
             return request
 
+        def _refused(self, request: Request) -> bool:
+            if state.auth is not None and request.user != state.auth:
+                self._reply(401, "Unauthorized", {"WWW-Authenticate": 'Basic realm="Jenkins"'})
+                return True
+            return False
+
         def do_GET(self):
             request = self._record()
+            if self._refused(request):
+                return
             segments = [s for s in request.path.split("/") if s]
             with state.lock:
                 if segments in (["api", "json"], []):
@@ -111,6 +120,8 @@ def _handler(state: StandInJenkins):
 
         def do_POST(self):
             request = self._record()
+            if self._refused(request):
+                return
             segments = [s for s in request.path.split("/") if s]
             name = request.query.get("name", [""])[0]
             with state.lock:

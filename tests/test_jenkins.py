@@ -123,6 +123,7 @@ def test_no_job_builds_concurrently_and_all_share_label_and_parameters(rendered)
 def test_job_five_mails_with_email_ext_unless_it_retrains(rendered):
     mail = rendered["mlci-5-notify"].find("publishers/hudson.plugins.emailext.ExtendedEmailPublisher")
     assert mail is not None
+    assert mail.findtext("recipientList") == "$DEFAULT_RECIPIENTS"  # Jenkins' global default list
     assert {t.tag.rsplit(".", 1)[1] for t in mail.find("configuredTriggers")} == {"SuccessTrigger", "FailureTrigger"}
     # ${FILE,...} is an email-ext token: JJB must not have eaten its braces
     assert '${FILE,path="mlci-status.json"}' in mail.findtext("defaultContent")
@@ -245,6 +246,18 @@ def test_trigger_of_an_unknown_job_says_deploy_first(jenkins_env):
     result = CliRunner().invoke(main, ["jenkins", "trigger", "--job", "nope"])
     assert result.exit_code == 2
     assert "triggering nope: not found" in result.output and "mlci jenkins deploy" in result.output
+
+
+def test_a_wrong_token_is_refused_by_the_server(jenkins_env, monkeypatch):
+    """The HTTP server stands in for Jenkins (it cannot be downloaded here); it requires this user:token."""
+    jenkins_env.auth = "ci-bot:the-right-token"
+    result = CliRunner().invoke(main, ["jenkins", "deploy"])
+    assert result.exit_code == 7
+    assert f"{jenkins_env.url}: deploying the jobs failed" in result.output
+    assert "check JENKINS_URL, JENKINS_USER and JENKINS_API_TOKEN" in result.output
+    assert "11aa22bb33cc" not in result.output and jenkins_env.jobs == {}
+    monkeypatch.setenv("JENKINS_API_TOKEN", "the-right-token")
+    assert CliRunner().invoke(main, ["jenkins", "deploy"]).exit_code == 0 and len(jenkins_env.jobs) == 6
 
 
 def test_deploy_without_url_says_what_to_export(monkeypatch):
