@@ -107,6 +107,7 @@ def test_job_one_checks_out_git_and_triggers_on_push_and_polling(rendered):
     assert scm.findtext("branches/hudson.plugins.git.BranchSpec/name") == "dev"
     assert fetch.find("triggers/com.cloudbees.jenkins.GitHubPushTrigger") is not None
     assert fetch.findtext("triggers/hudson.triggers.SCMTrigger/spec") == "H/5 * * * *"
+    assert fetch.findtext("blockBuildWhenDownstreamBuilding") == "true"
 
 
 def test_no_job_builds_concurrently_and_all_share_label_and_parameters(rendered):
