@@ -1,5 +1,6 @@
-"""A small HTTP server that stands in for Jenkins in tests: Jenkins itself cannot be downloaded
-on these machines. It records every request and answers the few REST endpoints mlci uses.
+"""Stand-ins for Jenkins in tests (Jenkins itself cannot be downloaded on these machines): a small
+HTTP server that records every request and answers the REST endpoints mlci uses, and BuildRunner,
+which runs rendered freestyle jobs and follows their triggers as Jenkins would.
 
 Endpoints (as Jenkins 2.x answers them): /api/json, /crumbIssuer/api/json (404: CSRF off),
 /createItem, /job/<n>/config.xml, /job/<n>/api/json, /job/<n>/buildWithParameters, /job/<n>/build,
@@ -9,9 +10,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
+import subprocess
 import threading
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 
@@ -192,9 +198,6 @@ class BuildRunner:
     PT = "hudson.plugins.parameterizedtrigger."
 
     def __init__(self, xml_dir, root, env: dict[str, str], max_builds: int = 40):
-        import xml.etree.ElementTree as ET
-        from pathlib import Path
-
         self.jobs = {p.stem: ET.parse(p).getroot() for p in Path(xml_dir).glob("*.xml")}
         self.root = Path(root)
         self.env = env
@@ -206,9 +209,6 @@ class BuildRunner:
                 for p in self.jobs[job].iter("hudson.model.StringParameterDefinition")}
 
     def _checkout(self, job: str, workspace) -> dict[str, str]:
-        import shutil
-        import subprocess
-
         scm = self.jobs[job].find("scm")
         if scm is None or scm.get("class") != "hudson.plugins.git.GitSCM":
             return {}
@@ -222,9 +222,6 @@ class BuildRunner:
         return {"GIT_COMMIT": commit, "GIT_BRANCH": f"origin/{branch}", "GIT_URL": url}
 
     def build(self, job: str, params: dict[str, str]) -> tuple[Build, list[tuple[str, dict[str, str]]]]:
-        import os
-        import subprocess
-
         number = 1 + sum(1 for b in self.builds if b.job == job)
         workspace = self.root / "workspace" / job
         workspace.mkdir(parents=True, exist_ok=True)
