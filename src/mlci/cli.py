@@ -72,7 +72,7 @@ class RichEvents:
         self.quiet = quiet
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
-                                 transient=False, disable=quiet)
+                                 transient=False, disable=quiet or not console.is_terminal)
         self.trials_task = self.progress.add_task("trials", total=max_trials, info="")
         self.epoch_task = None
 
@@ -164,7 +164,11 @@ def run(model_file, config_path, home, runner, strategy, threshold, max_trials, 
     _install_signal_handlers()
     overrides = {"runner": runner, "strategy": strategy, "threshold": threshold, "max_trials": max_trials,
                  "max_minutes": max_minutes, "dataset": dataset, "seed": seed}
-    config, _ = load_config(model_file if model_file.exists() else None, config_path, overrides)
+    if not model_file.exists():
+        from mlci.errors import UsageError
+
+        raise UsageError(f"{model_file}: model file not found", hint="pass the path of your model's .py file")
+    config, _ = load_config(model_file, config_path, overrides)
     with RichEvents(config.max_trials, quiet) as events:
         result = run_pipeline(model_file, store=store_for(home), config_path=config_path, overrides=overrides,
                               commit=commit, events=events, notify_outcome=not no_notify)
