@@ -356,6 +356,8 @@ def lint(path: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_jenkinsfile_passes_npm_groovy_lint_and_a_broken_one_fails(tmp_path):
     if not (shutil.which("npm") and shutil.which("java")):
+        if os.environ.get("CI"):
+            pytest.fail("CI must lint the Jenkinsfile: npm-groovy-lint needs npm (Node 20) and Java 17")
         pytest.skip("npm-groovy-lint needs npm (Node 20) and Java 17")
     clean = lint(REPO / "Jenkinsfile")
     assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-2000:]
@@ -427,8 +429,6 @@ def logs_of(builds) -> str:
 def test_the_six_scripts_run_as_the_rendered_triggers_say(tmp_path, build_runner):
     """BuildRunner stands in for Jenkins (it cannot be downloaded here): it runs the rendered XML's
     shell steps with Jenkins' environment and follows its parameterized triggers; git and mlci are real."""
-    if CliRunner().invoke(main, ["notify", "--help"]).exit_code != 0:
-        pytest.skip("job 5 calls `mlci notify` (issue 7), not merged into this branch yet")
     # the baseline misses 0.999, so job 5 loops back to job 2 once before the budget of 2 is spent
     sha = model_repo(tmp_path / "models", KNN, 'dataset = "digits"\nrunner = "local"\nthreshold = 0.999\nmax_trials = 2\n')
     builds = build_runner().run("mlci-1-fetch")

@@ -227,17 +227,21 @@ properties_option = click.option("--properties", type=click.Path(dir_okay=False,
 @click.option("--ref", help="Commit, branch or tag [default: HEAD].")
 @click.option("--model", help="Model file inside the repository [default: detected].")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="mlci.toml [default: next to the model].")
+@click.option("--threshold", type=float, help="Metric to reach [config: threshold] (a Jenkins parameter).")
+@click.option("--max-trials", type=int, help="Trial budget [config: max_trials].")
+@click.option("--runner", type=click.Choice(["local", "docker", "auto"]), help="Where trials train [config: runner].")
 @home_option
 @properties_option
 @handle_errors
-def fetch(source, ref, model, config_path, home, properties):
+def fetch(source, ref, model, config_path, threshold, max_trials, runner, home, properties):
     """Job 1: snapshot SOURCE (git URL or folder) at REF into the run store and create its run."""
     from mlci.fetch import fetch as fetch_code
     from mlci.pipeline import prepare_run
 
     store = store_for(home)
     model_file, commit = fetch_code(source, store=store, ref=ref, model=model)
-    run, _ = prepare_run(model_file, store=store, config_path=config_path, commit=commit)
+    overrides = {"threshold": threshold, "max_trials": max_trials, "runner": runner}
+    run, _ = prepare_run(model_file, store=store, config_path=config_path, commit=commit, overrides=overrides)
     _properties(properties, {"RUN_ID": run.id, "COMMIT": commit, "MODEL": model_file})
 
 
