@@ -93,7 +93,7 @@ def _first_log(runner, spec: LaunchSpec) -> tuple[float, float, MetricsRecord]:
 
 def latency_and_throughput(client, repeats: int, epochs: int, console: Console) -> dict:
     runners = {"host": LocalRunner(), "docker": DockerRunner(client)}
-    models = {"sklearn": (ROOT / "models" / "mnist_sklearn.py", KNN), "keras": (ROOT / "models" / "mnist_cnn.py",
+    models = {"sklearn": (ROOT / "models" / "mnist_sklearn" / "mnist_sklearn.py", KNN), "keras": (ROOT / "models" / "mnist_cnn" / "mnist_cnn.py",
                                                                              {**CNN, "epochs": epochs})}
     rows: dict = {}
     with tempfile.TemporaryDirectory(prefix="mlci-bench-docker-") as tmp:
