@@ -240,7 +240,20 @@ def test_missing_image_says_which_command_builds_it(engine, tmp_path, home, dock
     assert done.returncode == 7
     line = done.stderr.strip().splitlines()[-1]
     assert "image 'mlci/sklearn:0.0.0-missing' for sklearn models is not in the Docker engine" in line
-    assert "`mlci images build sklearn" in line
+    assert "build it with `mlci images build sklearn` (where no image registry is reachable, run " \
+           "`sudo scripts/make-base-image.sh` first)" in line
+
+
+@pytest.mark.docker
+def test_missing_foreign_image_says_how_to_get_it(engine, tmp_path, home, docker_home):
+    model = write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py",
+                        _docker_toml('[images]\nsklearn = "example.org/team/sklearn:9"\n'))
+    done = mlci("run", str(model), "--home", str(home), "--runner", "docker")
+    assert done.returncode == 7
+    line = done.stderr.strip().splitlines()[-1]
+    assert "image 'example.org/team/sklearn:9' for sklearn models is not in the Docker engine; pull it " \
+           "(`docker pull example.org/team/sklearn:9`), or set mlci.toml [images] sklearn = " \
+           "\"mlci/sklearn:latest\" and build that with `mlci images build sklearn`" in line
 
 
 @pytest.mark.docker

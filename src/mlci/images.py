@@ -405,6 +405,7 @@ def list_images(client=None) -> list[ImageInfo]:
 
 def build_command(framework: str) -> str:
     """The command that builds the image a framework trains in (said when that image is missing)."""
-    return f"mlci images build {framework}" + ("" if os.environ.get("MLCI_BASE_IMAGE") else
-                                               f" (no registry: first `sudo scripts/make-base-image.sh`, "
-                                               f"then add --base {LOCAL_BASE})")
+    return f"mlci images build {framework}"
+
+
+NO_REGISTRY_NOTE = "where no image registry is reachable, run `sudo scripts/make-base-image.sh` first"

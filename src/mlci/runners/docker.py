@@ -132,14 +132,16 @@ class DockerRunner(Runner):
         return container.id
 
     def _image(self, ref: str, framework: str):
-        from mlci.images import FRAMEWORK_LABEL, build_command
+        from mlci.images import FRAMEWORK_LABEL, NO_REGISTRY_NOTE, build_command
 
         try:
             image = self.client.images.get(ref)
         except docker.errors.ImageNotFound:
-            raise RunnerError(f"image '{ref}' for {framework} models is not in the Docker engine",
-                              hint=f"build it with `{build_command(framework)}`, or name another in mlci.toml "
-                                   f"[images] {framework} = \"...\"") from None
+            how = (f"build it with `{build_command(framework)}` ({NO_REGISTRY_NOTE})"
+                   if ref.startswith(f"mlci/{framework}:") else
+                   f"pull it (`docker pull {ref}`), or set mlci.toml [images] {framework} = "
+                   f"\"mlci/{framework}:latest\" and build that with `{build_command(framework)}`")
+            raise RunnerError(f"image '{ref}' for {framework} models is not in the Docker engine", hint=how) from None
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise self._engine_lost(exc, f"looking up image '{ref}'") from None
         labelled = (image.labels or {}).get(FRAMEWORK_LABEL)
