@@ -233,37 +233,23 @@ def test_killed_container_reports_the_signal(runner, tmp_path):
 
 
 @pytest.mark.docker
-def test_missing_image_says_which_command_builds_it(engine, tmp_path, home, docker_home):
-    model = write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py",
-                        _docker_toml('[images]\nsklearn = "mlci/sklearn:0.0.0-missing"\n'))
+@pytest.mark.parametrize("image, message", [
+    ("mlci/sklearn:0.0.0-missing",
+     "image 'mlci/sklearn:0.0.0-missing' for sklearn models is not in the Docker engine; build it with "
+     "`mlci images build sklearn` (where no image registry is reachable, run `sudo scripts/make-base-image.sh` "
+     "first)"),
+    ("example.org/team/sklearn:9",
+     "image 'example.org/team/sklearn:9' for sklearn models is not in the Docker engine; pull it "
+     "(`docker pull example.org/team/sklearn:9`), or set mlci.toml [images] sklearn = \"mlci/sklearn:latest\" "
+     "and build that with `mlci images build sklearn`"),
+    ("mlci/keras:latest", "image 'mlci/keras:latest' trains keras models, but the model is sklearn; set mlci.toml "
+     "[images] sklearn to an image labelled mlci.framework=sklearn"),
+])
+def test_missing_or_mismatched_image_is_a_clear_error(engine, tmp_path, home, docker_home, image, message):
+    model = write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py", _docker_toml(f'[images]\nsklearn = "{image}"\n'))
     done = mlci("run", str(model), "--home", str(home), "--runner", "docker")
     assert done.returncode == 7
-    line = done.stderr.strip().splitlines()[-1]
-    assert "image 'mlci/sklearn:0.0.0-missing' for sklearn models is not in the Docker engine" in line
-    assert "build it with `mlci images build sklearn` (where no image registry is reachable, run " \
-           "`sudo scripts/make-base-image.sh` first)" in line
-
-
-@pytest.mark.docker
-def test_missing_foreign_image_says_how_to_get_it(engine, tmp_path, home, docker_home):
-    model = write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py",
-                        _docker_toml('[images]\nsklearn = "example.org/team/sklearn:9"\n'))
-    done = mlci("run", str(model), "--home", str(home), "--runner", "docker")
-    assert done.returncode == 7
-    line = done.stderr.strip().splitlines()[-1]
-    assert "image 'example.org/team/sklearn:9' for sklearn models is not in the Docker engine; pull it " \
-           "(`docker pull example.org/team/sklearn:9`), or set mlci.toml [images] sklearn = " \
-           "\"mlci/sklearn:latest\" and build that with `mlci images build sklearn`" in line
-
-
-@pytest.mark.docker
-def test_image_of_another_framework_is_refused(engine, tmp_path, home, docker_home):
-    model = write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py",
-                        _docker_toml('[images]\nsklearn = "mlci/keras:latest"\n'))
-    done = mlci("run", str(model), "--home", str(home), "--runner", "docker")
-    assert done.returncode == 7
-    assert ("image 'mlci/keras:latest' trains keras models, but the model is sklearn"
-            in done.stderr.strip().splitlines()[-1])
+    assert message in done.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.docker
