@@ -137,6 +137,24 @@ def test_run_keras_in_docker_end_to_end(engine, tmp_path, home, docker_home):
     assert "epoch 3/3" in (trial / "log.txt").read_text()
 
 
+@pytest.mark.docker
+def test_jenkins_steps_launch_and_wait_in_separate_processes(engine, tmp_path, home, docker_home):
+    """Job 2 starts the container and exits; job 3, another process, waits for it by its id."""
+    model = write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py", _docker_toml())
+    props = tmp_path / "props.txt"
+    mlci("fetch", str(model.parent), "--home", str(home), "--properties", str(props), check=True)
+    run_id = dict(line.split("=", 1) for line in props.read_text().split())["RUN_ID"]
+    launched = mlci("launch", "--run", run_id, "--home", str(home), "--runner", "docker", check=True)
+    assert "TRIAL=0" in launched.stdout
+    trial = home / "runs" / run_id / "trials" / "0"
+    state = read_record(trial / "trial.json", TrialState)
+    assert state.runner == "docker" and state.container_id and state.image == "mlci/sklearn:latest"
+    mlci("wait", "--run", run_id, "--home", str(home), check=True)
+    state = read_record(trial / "trial.json", TrialState)
+    assert state.status == "succeeded" and state.exit_code == 0
+    assert read_record(trial / "metrics.json", MetricsRecord).framework == "sklearn"
+
+
 # ----------------------------------------------------------------------------- isolation and limits
 
 PROBE_SOURCE = '''
@@ -280,6 +298,7 @@ def test_gpus_without_a_gpu_runtime_is_a_clear_error(runner, tmp_path):
         runner.start(spec)
     assert "[resources] gpus = 1 but the Docker engine" in str(caught.value)
     assert "has no GPU runtime" in str(caught.value) and "NVIDIA Container Toolkit" in str(caught.value)
+    assert runner.containers("test-gpu") == []  # the container that could not start is not left behind
 
 
 # ----------------------------------------------------------------------------- engine lost mid-run

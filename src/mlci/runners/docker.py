@@ -125,6 +125,7 @@ class DockerRunner(Runner):
                 read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,exec"}, pids_limit=4096,
                 **limits)
         except docker.errors.APIError as exc:
+            self.remove_stale(spec.run_id, spec.trial)  # created but not started: leave nothing behind
             raise self._start_error(exc, spec) from None
         except (requests.exceptions.RequestException, OSError) as exc:
             raise self._engine_lost(exc, "starting the trial's container") from None
