@@ -142,7 +142,8 @@ def test_jenkins_steps_launch_and_wait_in_separate_processes(engine, tmp_path, h
     """Job 2 starts the container and exits; job 3, another process, waits for it by its id."""
     model = write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py", _docker_toml())
     props = tmp_path / "props.txt"
-    mlci("fetch", str(model.parent), "--home", str(home), "--properties", str(props), check=True)
+    mlci("fetch", str(model.parent), "--model", model.name, "--home", str(home), "--properties", str(props),
+         check=True)
     run_id = dict(line.split("=", 1) for line in props.read_text().split())["RUN_ID"]
     launched = mlci("launch", "--run", run_id, "--home", str(home), "--runner", "docker", check=True)
     assert "TRIAL=0" in launched.stdout
