@@ -62,8 +62,13 @@ class Layer:
 
 
 def display(symbol: Symbol) -> str:
+    """`keras.Sequential`, `sklearn.SVC`, `torch.nn.Linear`: short, but the name a person would import."""
     last = symbol.name.rsplit(".", 1)[-1]
-    return f"{symbol.framework}.{last}"
+    if symbol.framework in ("keras", "sklearn") and not symbol.name.startswith("tensorflow."):
+        return f"{symbol.framework}.{last}"
+    if symbol.name.startswith("tensorflow.") and symbol.framework == "keras" and ".keras." in symbol.name:
+        return f"keras.{last}"
+    return symbol.name
 
 
 @dataclass
@@ -84,6 +89,18 @@ class Facts:
 
     def layers_for(self, models: list[Model]) -> list[Layer]:
         return list(self.layers)
+
+    def _training_loops(self) -> None:
+        """A PyTorch loop (backward, optimizer.step) or a GradientTape loop trains the models built here."""
+        done = {t.model for t in self.trained}
+        for framework in ("torch", "keras"):
+            lines = self.signals.get(framework)
+            if not lines:
+                continue
+            for model in self.constructed:
+                if model.framework == framework and model not in done:
+                    done.add(model)
+                    self.trained.append(Trained(model, max(lines), "training loop"))
 
     def imported_frameworks(self) -> set[str]:
         return {top for top, _ in self.imports}
@@ -561,6 +578,7 @@ class AstFacts(Facts):
                     for value in self.returns.get(sid, []):
                         for model in self.type_of(value, sid):
                             self.trained.append(Trained(model, value.lineno, "build_model returns it"))
+        self._training_loops()
 
     def layers_for(self, models: list[Model]) -> list[Layer]:
         """Layers in the scopes that build `models`: their own, the functions and classes they use."""
@@ -615,6 +633,7 @@ class TokenFacts(Facts):
                 if token.kind != "name" or index + 1 >= len(statement) or statement[index + 1].text != "(":
                     continue
                 self._call(token, assigned)
+        self._training_loops()
 
     @staticmethod
     def _statements(found: list[Token]) -> list[list[Token]]:
@@ -682,5 +701,7 @@ class TokenFacts(Facts):
                 self.trained.append(Trained(model, line, method))
             if not models:
                 self.unresolved_fits.append(line)
-        elif method == "backward" and "torch" in self.imported_frameworks():
+        elif method in ("backward", "step") and "torch" in self.imported_frameworks():
             self.signals["torch"].append(line)
+        elif method == "apply_gradients":
+            self.signals["keras"].append(line)

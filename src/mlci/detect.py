@@ -43,6 +43,7 @@ class Detection:
     fallback: bool  # True when the file did not parse as Python 3 and a degraded reading decided
     found: str | None = None  # for unsupported: what trains (xgboost) or the main import (numpy)
     image_name: str | None = field(default=None, repr=False)  # filled by detect() from the config
+    trains: bool = field(default=False, repr=False)  # a training statement or build_model was found
 
     def image(self, images: "ImagesConfig") -> str | None:
         if self.framework in SUPPORTED:
@@ -194,6 +195,7 @@ class _Verdict:
     architecture: str
     found: str | None
     evidence: list[Evidence]
+    trains: bool = False
 
 
 def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
@@ -220,16 +222,23 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
             counts = Counter(layer.symbol.framework for layer in strong)
             framework = max(counts, key=lambda name: (counts[name], name == "keras"))
             arch, layer_evidence = _architecture(framework, None, [], involved)
-            evidence.append(where.evidence(strong[0].line, f"uses {FRAMEWORK_NAMES.get(framework, framework)} "
-                                                           "layers; no model object found"))
+            graph = framework == "keras" and all(layer.symbol.name.startswith("tensorflow.") and
+                                                 ".keras." not in layer.symbol.name for layer in strong)
+            what = ("TensorFlow graph code (no Keras model): runs in the Keras/TensorFlow image" if graph else
+                    f"uses {FRAMEWORK_NAMES.get(framework, framework)} layers; no model object found")
+            evidence.append(where.evidence(strong[0].line, what))
             if layer_evidence:
                 evidence.append(layer_evidence)
-            return _Verdict(framework, arch, None, evidence)
+            return _Verdict(framework, arch, None, evidence, bool(facts.signals.get(framework)))
         if facts.signals.get("keras") and "tensorflow" in facts.imported_frameworks():
             line = facts.signals["keras"][0]
             evidence.append(where.evidence(line, "TensorFlow training code without a Keras model: runs in the "
                                                  "Keras/TensorFlow image"))
-            return _Verdict("keras", "ann", None, evidence)
+            return _Verdict("keras", "ann", None, evidence, True)
+        if facts.signals.get("torch") and "torch" in facts.imported_frameworks():
+            line = max(facts.signals["torch"])
+            evidence.append(where.evidence(line, "PyTorch training loop; the model it trains is not built here"))
+            return _Verdict("torch", "ann", None, evidence, True)
         return _unsupported(facts)
     framework, found = _pick_framework(models)
     chosen = [model for model in models if (model.framework == framework or framework == "unsupported"
@@ -250,7 +259,14 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
             evidence.append(owner.evidence(item.line, f"trains {model.name} ({item.how})"))
         if len(seen) >= 2:
             break
-    if not trained:
+    if not trained and borrowed and models is borrowed and facts.unresolved_fits:
+        first = chosen[0]
+        owner = first.facts.where  # type: ignore[union-attr]
+        label, line, _ = owner.locate(first.line)
+        evidence.append(where.evidence(facts.unresolved_fits[0], f"trains {first.name}, built in {label} "
+                                                                 f"(line {line})"))
+        evidence.append(owner.evidence(first.line, f"builds {first.name} (imported by {where.chunks[0].label})"))
+    elif not trained:
         for model in chosen:
             if model.name in seen:
                 continue
@@ -271,7 +287,7 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
         evidence.append(Evidence(where.chunks[0].label, 0, "",
                                  f"also uses {', '.join(outranked[:3])}; {FRAMEWORK_NAMES.get(framework, found)} "
                                  "decides the image"))
-    return _Verdict(framework, arch, found, evidence)
+    return _Verdict(framework, arch, found, evidence, bool(trained) or bool(facts.unresolved_fits and borrowed))
 
 
 _STDLIB = set(getattr(__import__("sys"), "stdlib_module_names", ()))
@@ -330,7 +346,7 @@ def _analyze(path: Path) -> Detection:
     verdict = _decide(facts, siblings)
     evidence = (verdict.evidence + notes)[:MAX_EVIDENCE + len(notes)]
     return Detection(verdict.framework, verdict.architecture, path, "module" if facts.module_mode else "script",
-                     evidence, degraded, verdict.found)
+                     evidence, degraded, verdict.found, trains=verdict.trains)
 
 
 def _candidates(folder: Path) -> list[Path]:
@@ -368,8 +384,7 @@ def _entry_of_folder(folder: Path, config: "Config | None") -> tuple[Path, Detec
             detection = _analyze(path)
         except DetectionError:
             continue
-        if detection.framework != "unsupported" and (detection.mode == "module" or any(
-                item.why.startswith(("trains", "build_model")) for item in detection.evidence)):
+        if detection.framework != "unsupported" and (detection.mode == "module" or detection.trains):
             trainers.append(detection)
     if len(trainers) == 1:
         return trainers[0].entry, trainers[0]
