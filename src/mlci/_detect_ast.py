@@ -656,21 +656,27 @@ class TokenFacts(Facts):
             statements.append(current)
         return statements
 
+    @staticmethod
+    def _names(words: list[str]) -> list[tuple[str, str | None]]:
+        """`a as b c` (commas are not tokens) -> [(a, b), (c, None)]."""
+        names, index = [], 0
+        while index < len(words):
+            if index + 2 < len(words) and words[index + 1] == "as":
+                names.append((words[index], words[index + 2]))
+                index += 3
+            else:
+                names.append((words[index], None))
+                index += 1
+        return names
+
     def _imports(self, statement: list[Token]) -> None:
-        words = [t.text for t in statement if t.text not in "()"]
+        words = [t.text for t in statement if t.text not in ("(", ")")]
         line = statement[0].line
         if words and words[0] == "import":
-            for part in " ".join(words[1:]).split(","):
-                pieces = part.split()
-                if pieces:
-                    self.add_import(pieces[0], pieces[2] if len(pieces) == 3 and pieces[1] == "as" else None, line)
+            for module, alias in self._names(words[1:]):
+                self.add_import(module, alias, line)
         elif len(words) >= 4 and words[0] == "from" and words[2] == "import":
-            names = []
-            for part in " ".join(words[3:]).split(","):
-                pieces = part.split()
-                if pieces:
-                    names.append((pieces[0], pieces[2] if len(pieces) == 3 and pieces[1] == "as" else None))
-            self.add_import(words[1], None, line, 0, names)
+            self.add_import(words[1], None, line, 0, self._names(words[3:]))
 
     def _type(self, dotted: str, assigned: dict[str, list[tuple[str, int]]], depth: int = 0) -> list[Model]:
         if depth > 6:

@@ -253,8 +253,9 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
         if item.how == "build_model returns it":
             evidence.append(owner.evidence(item.line, f"build_model returns {model.name}: the harness trains it"))
         elif model.line and model.line != item.line:
-            evidence.append(owner.evidence(model.line, f"trains {model.name} ({item.how} at line "
-                                                       f"{owner.locate(item.line)[1]})"))
+            at_label, at_line, _ = where.locate(item.line)
+            at = f"line {at_line}" if at_label == owner.locate(model.line)[0] else f"{at_label} line {at_line}"
+            evidence.append(owner.evidence(model.line, f"trains {model.name} ({item.how} at {at})"))
         else:
             evidence.append(owner.evidence(item.line, f"trains {model.name} ({item.how})"))
         if len(seen) >= 2:
