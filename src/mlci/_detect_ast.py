@@ -283,6 +283,9 @@ class AstFacts(Facts):
                         self.elements[(scope, func.value.id)].extend((e, scope) for e in node.args[0].elts)
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
                 self.refs[scope].add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id in ("self", "cls"):
+                self.refs[scope].add(node.attr)  # self.add_conv_block(model) builds layers too
             elif isinstance(node, ast.Global):
                 pass
             stack.extend((child, scope) for child in ast.iter_child_nodes(node))
@@ -556,8 +559,9 @@ class AstFacts(Facts):
             method = func.attr
             if method in TRAIN_METHODS or method == "train":
                 models = self.type_of(func.value, scope)
-                if not models and method != "train" and call.args:
-                    models = frozenset(m for m in self.type_of(call.args[0], scope)
+                handed = call.args[:1] + [kw.value for kw in call.keywords if kw.arg == "model"]
+                if not models and method != "train" and handed:
+                    models = frozenset(m for m in self.type_of(handed[0], scope)
                                        if m.framework in ("torch", "keras"))  # trainer.fit(model, data)
                 if method == "train":
                     models = frozenset(m for m in models if m.framework == "torch")

@@ -213,6 +213,18 @@ def _classify_sklearn(qualname: str) -> Symbol:
     return Symbol("sklearn", "util", qualname)
 
 
+def _classify_transformers(qualname: str) -> Symbol:
+    """Hugging Face: PyTorch models unless the class says TF (TFBertModel runs on TensorFlow/Keras)."""
+    parts = [part for part in qualname.split(".") if part not in ("from_pretrained", "from_config")]
+    last = parts[-1]
+    framework = "keras" if last.startswith("TF") else "torch"
+    if last in ("Trainer", "Seq2SeqTrainer"):
+        return Symbol("torch", "train", qualname)
+    if last[:1].isupper() and ("Model" in last or "For" in last) and not last.endswith(("Config", "Output")):
+        return Symbol(framework, "model", qualname, "ann")
+    return Symbol(framework, "util", qualname)
+
+
 def classify(qualname: str | None) -> Symbol | None:
     """The meaning of a resolved name such as `tensorflow.keras.layers.Conv2D`; None for anything else."""
     if not qualname:
@@ -234,6 +246,8 @@ def classify(qualname: str | None) -> Symbol | None:
         if last.endswith(("Classifier", "Regressor")):
             return Symbol("sklearn", "model", qualname, "classical")
         return Symbol("sklearn", "transformer", qualname, "classical")
+    if top == "transformers":
+        return _classify_transformers(qualname)
     if top in UNSUPPORTED:
         last = qualname.rsplit(".", 1)[-1]
         if last in ("train", "cv", "fit") or (last[:1].isupper() and "." in qualname and last not in _NOT_MODELS):
