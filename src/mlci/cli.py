@@ -56,10 +56,381 @@ def main() -> None:
     """mlci: detect a model's kind, train it, check the metric, tweak and retrain until the
     threshold, notify, and heal crashed trials. `mlci run MODEL_FILE` does it all in one process."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # oneDNN reorders float sums: resumed runs must match
 
 
 # ============================================================================ pipeline commands
 # (run, train, check, tweak, launch, wait, history, report, fetch) live below this line.
+
+
+class RichEvents:
+    """Draws the pipeline's progress: one bar for trials, one for the epochs of the current trial."""
+
+    def __init__(self, max_trials: int, quiet: bool = False):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.quiet = quiet
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+                                 transient=False, disable=quiet)
+        self.trials_task = self.progress.add_task("trials", total=max_trials, info="")
+        self.epoch_task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def notice(self, text: str) -> None:
+        self.progress.console.print(f"[dim]mlci:[/dim] {text}")
+
+    def trial_started(self, trial, hparams) -> None:
+        change = f" ({hparams.change})" if hparams.change else ""
+        self.progress.console.print(f"trial {trial.number}: {hparams.proposed_by}{change}")
+        if self.epoch_task is not None:
+            self.progress.remove_task(self.epoch_task)
+        epochs = hparams.hparams.get("epochs")
+        self.epoch_task = self.progress.add_task(f"  trial {trial.number} epochs",
+                                                 total=epochs if isinstance(epochs, int) else None, info="")
+
+    def trial_progress(self, trial, epoch, epochs, value) -> None:
+        if self.epoch_task is not None:
+            info = f"val {value:.4f}" if isinstance(value, float) else ""
+            self.progress.update(self.epoch_task, completed=epoch, total=epochs or None, info=info)
+
+    def trial_finished(self, trial, metrics, state) -> None:
+        self.progress.advance(self.trials_task)
+        if metrics is not None:
+            self.progress.console.print(f"  [bold]{metrics.metric} {metrics.value:.4f}[/bold] "
+                                        f"({metrics.epochs_done} epochs, fit {metrics.train_seconds:.1f}s)")
+        else:
+            self.progress.console.print(f"  [red]failed[/red]: {state.reason}")
+
+
+def trial_table(run):
+    from rich.table import Table
+
+    from mlci.report import trial_rows
+
+    record = run.record()
+    metric = record.config.get("metric", "accuracy")
+    table = Table(title=f"{record.model_name} — run {run.id}", show_lines=False)
+    for column in ("#", "proposed by", "change", metric, "epochs", "fit s", "status"):
+        table.add_column(column, justify="right" if column in ("#", metric, "epochs", "fit s") else "left")
+    for row in trial_rows(run):
+        style = "bold green" if row.number == record.best_trial else None
+        table.add_row(str(row.number), row.proposed_by, row.change or "", "—" if row.value is None else f"{row.value:.4f}",
+                      "—" if row.epochs is None else str(row.epochs),
+                      "—" if row.train_seconds is None else f"{row.train_seconds:.1f}",
+                      row.status + (f" ({row.restarts} restarts)" if row.restarts else ""), style=style)
+    return table
+
+
+def _install_signal_handlers() -> None:
+    """SIGTERM (Jenkins aborting a build) ends cleanly like Ctrl-C: the run store stays consistent."""
+    import signal
+
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _raise)
+
+
+@main.command(epilog=EXIT_HELP)
+@click.argument("model_file", type=click.Path(path_type=Path))
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="mlci.toml to use [default: next to MODEL_FILE].")
+@home_option
+@click.option("--runner", type=click.Choice(["local", "docker", "auto"]), help="Where trials train [config: runner].")
+@click.option("--strategy", help="How the next hyperparameters are proposed [config: strategy].")
+@click.option("--threshold", type=float, help="Metric to reach [config: threshold].")
+@click.option("--max-trials", type=int, help="Trial budget [config: max_trials].")
+@click.option("--max-minutes", type=float, help="Time budget [config: max_minutes].")
+@click.option("--dataset", help="mnist-sample | digits | mnist | module [config: dataset].")
+@click.option("--seed", type=int, help="Random seed [config: seed].")
+@click.option("--commit", help="Commit this model file comes from (keys the run).")
+@click.option("--no-notify", is_flag=True, help="Do not send the outcome notification.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@handle_errors
+def run(model_file, config_path, home, runner, strategy, threshold, max_trials, max_minutes, dataset, seed, commit,
+        no_notify, quiet):
+    """Run the whole chain on MODEL_FILE: detect, train, check, tweak and retrain until the
+    threshold is met or the budget is spent; then report and notify. Running it again
+    continues the same run (same file content or commit)."""
+    from mlci.config import load_config
+    from mlci.pipeline import run_pipeline
+
+    _install_signal_handlers()
+    overrides = {"runner": runner, "strategy": strategy, "threshold": threshold, "max_trials": max_trials,
+                 "max_minutes": max_minutes, "dataset": dataset, "seed": seed}
+    config, _ = load_config(model_file if model_file.exists() else None, config_path, overrides)
+    with RichEvents(config.max_trials, quiet) as events:
+        result = run_pipeline(model_file, store=store_for(home), config_path=config_path, overrides=overrides,
+                              commit=commit, events=events, notify_outcome=not no_notify)
+    out.print(trial_table(result.run))
+    record = result.run.record()
+    verdict = {"met": "[bold green]threshold met[/bold green]",
+               "exhausted": "[bold red]budget spent below the threshold[/bold red]"}.get(result.status, result.status)
+    best = "—" if result.best_value is None else f"{result.best_value:.4f} (trial {result.best_trial})"
+    out.print(f"{verdict}: best {record.config.get('metric')} {best}; {result.message}")
+    out.print(f"report: {result.run.dir / 'report.html'}  best model: {result.run.best_dir}")
+    sys.exit(result.exit_code)
+
+
+@main.command(epilog=EXIT_HELP)
+@click.option("--trial-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="The trial folder (holds hparams.json).")
+@click.option("--model", "model_file", required=True, type=click.Path(path_type=Path), help="The model file.")
+@click.option("--dataset", help="mnist-sample | digits | mnist | module [default: the module's load_data(), else mnist-sample].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--metric", envvar="MLCI_METRIC", default="accuracy", show_default=True)
+@handle_errors
+def train(trial_dir, model_file, dataset, seed, metric):
+    """The training harness: train one trial (what runs inside a container)."""
+    from mlci.train import finish_marker, train_trial
+
+    _install_signal_handlers()
+    try:
+        train_trial(trial_dir, model_file, dataset=dataset, seed=seed, metric=metric,
+                    echo=lambda text: click.echo(text))
+    except MlciError as err:
+        (Path(trial_dir) / "error.txt").write_text(err.one_line() + "\n", encoding="utf-8")
+        finish_marker(Path(trial_dir), err.exit_code)
+        raise
+    except BaseException:
+        finish_marker(Path(trial_dir), 1)
+        raise
+    finish_marker(Path(trial_dir), 0)
+
+
+def _properties(path: Path | None, values: dict) -> None:
+    """KEY=VALUE lines on stdout, and in a file for Jenkins' parameterized trigger."""
+    lines = [f"{key}={value}" for key, value in values.items() if value is not None]
+    for line in lines:
+        click.echo(line)
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+
+
+run_option = click.option("--run", "run_id", required=True, envvar="RUN_ID", help="Run id [env RUN_ID].")
+properties_option = click.option("--properties", type=click.Path(dir_okay=False, path_type=Path),
+                                 help="Also append KEY=VALUE lines to this file (Jenkins parameterized trigger).")
+
+
+@main.command(epilog=EXIT_HELP)
+@click.argument("source")
+@click.option("--ref", help="Commit, branch or tag [default: HEAD].")
+@click.option("--model", help="Model file inside the repository [default: detected].")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="mlci.toml [default: next to the model].")
+@home_option
+@properties_option
+@handle_errors
+def fetch(source, ref, model, config_path, home, properties):
+    """Job 1: snapshot SOURCE (git URL or folder) at REF into the run store and create its run."""
+    from mlci.fetch import fetch as fetch_code
+    from mlci.pipeline import prepare_run
+
+    store = store_for(home)
+    model_file, commit = fetch_code(source, store=store, ref=ref, model=model)
+    run, _ = prepare_run(model_file, store=store, config_path=config_path, commit=commit)
+    _properties(properties, {"RUN_ID": run.id, "COMMIT": commit, "MODEL": model_file})
+
+
+def _open(home, run_id):
+    store = store_for(home)
+    return store, store.run(run_id)
+
+
+@main.command(epilog=EXIT_HELP)
+@run_option
+@home_option
+@click.option("--runner", type=click.Choice(["local", "docker", "auto"]), help="[default: the run's config].")
+@click.option("--wait", "wait_too", is_flag=True, help="Also wait for the trial to finish.")
+@properties_option
+@handle_errors
+def launch(run_id, home, runner, wait_too, properties):
+    """Job 2: start the next pending trial (trial 0, the baseline, first) in the matching runtime."""
+    from mlci.pipeline import baseline_trial, launch_trial, next_trial, wait_trial
+    from mlci.runners import get_runner
+    from mlci.tweak import run_config
+
+    _, run_ = _open(home, run_id)
+    config = run_config(run_)
+    chosen = get_runner(runner or config.runner, notice=lambda t: console.print(f"mlci: {t}"))
+    with run_.lock(wait=True):
+        trial = next_trial(run_) or (baseline_trial(run_) if not run_.trials() else None)
+        if trial is None:
+            raise MlciError(f"run {run_id} has no pending trial", hint=f"propose one with `mlci tweak --run {run_id}`")
+        run_.update(status="running")
+        handle = launch_trial(run_, trial, chosen, config)
+    _properties(properties, {"RUN_ID": run_id, "TRIAL": trial.number})
+    if wait_too:
+        state = wait_trial(run_, trial, chosen, handle, config)
+        if state.status != "succeeded":
+            from mlci.errors import TrialError
+
+            raise TrialError(f"trial {trial.number} failed: {state.reason}", hint=f"see {trial.log_path}")
+
+
+@main.command(epilog=EXIT_HELP)
+@run_option
+@click.option("--trial", "trial_number", type=int, help="[default: the latest trial].")
+@click.option("--timeout", type=float, help="Give up waiting after this many seconds (exit 5).")
+@home_option
+@handle_errors
+def wait(run_id, trial_number, timeout, home):
+    """Job 3: wait for a trial to finish (restarting it from its checkpoint if it is killed), collect its metrics."""
+    from mlci.errors import TrialError
+    from mlci.pipeline import update_best, wait_trial
+    from mlci.runners import get_runner
+    from mlci.tweak import run_config
+
+    _, run_ = _open(home, run_id)
+    config = run_config(run_)
+    trials = run_.trials()
+    if not trials:
+        raise MlciError(f"run {run_id} has no trial", hint=f"start one with `mlci launch --run {run_id}`")
+    trial = run_.trial(trial_number) if trial_number is not None else trials[-1]
+    state = trial.state()
+    if state.status in ("succeeded", "failed"):
+        update_best(run_)
+    else:
+        if state.status != "running" or not state.runner:
+            raise MlciError(f"trial {trial.number} of run {run_id} is not running",
+                            hint=f"start it with `mlci launch --run {run_id}`")
+        handle = str(state.pid) if state.pid else state.container_id
+        chosen = get_runner(state.runner)
+        if timeout is not None:
+            import threading
+
+            timer = threading.Timer(timeout, lambda: os.kill(os.getpid(), __import__("signal").SIGALRM))
+            import signal as _signal
+
+            def _timeout(signum, frame):
+                raise TrialError(f"trial {trial.number} still running after {timeout:g}s", hint="wait again, or raise --timeout")
+
+            _signal.signal(_signal.SIGALRM, _timeout)
+            timer.daemon = True
+            timer.start()
+        state = wait_trial(run_, trial, chosen, handle, config)
+    if state.status != "succeeded":
+        raise TrialError(f"trial {trial.number} failed: {state.reason}", hint=f"see {trial.log_path}")
+    metrics = trial.metrics()
+    click.echo(f"trial {trial.number}: {metrics.metric} {metrics.value:.4f}")
+
+
+@main.command(epilog=EXIT_HELP)
+@run_option
+@click.option("--trial", "trial_number", type=int, help="[default: the latest trial with metrics].")
+@home_option
+@handle_errors
+def check(run_id, trial_number, home):
+    """Job 4: compare a trial's metric with the threshold (exit 0 met, 3 below)."""
+    from mlci.check import check as check_trial
+
+    _, run_ = _open(home, run_id)
+    result = check_trial(run_, trial_number)
+    click.echo(result.line())
+    sys.exit(0 if result.met else 3)
+
+
+@main.command(epilog=EXIT_HELP)
+@run_option
+@home_option
+@properties_option
+@click.option("--explain", "explain_file", type=click.Path(path_type=Path), hidden=True)
+@handle_errors
+def tweak(run_id, home, properties, explain_file):
+    """Job 4: write the next trial's hyperparameters (exit 3 when the budget is spent)."""
+    from mlci.tweak import budget_left, tweak as propose
+
+    _, run_ = _open(home, run_id)
+    with run_.lock(wait=True):
+        trial = propose(run_)
+    if trial is None:
+        ok, why = budget_left(run_)
+        click.echo(f"no next trial: {why or 'the strategy has nothing left to try'}")
+        if run_.record().status not in ("met",):
+            run_.update(status="exhausted", finished_at=__import__("mlci.store").store.now_iso())
+        sys.exit(3)
+    record = trial.hparams()
+    click.echo(f"trial {trial.number}: {record.proposed_by}" + (f" ({record.change})" if record.change else ""))
+    _properties(properties, {"RUN_ID": run_id, "TRIAL": trial.number})
+
+
+@main.command(epilog=EXIT_HELP)
+@run_option
+@home_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def status(run_id, home, as_json):
+    """The state of a run: best trial, budget left, next trial (job 5 decides with it)."""
+    import json as _json
+
+    from mlci.check import meets
+    from mlci.pipeline import next_trial
+    from mlci.tweak import budget_left, run_config
+
+    _, run_ = _open(home, run_id)
+    config = run_config(run_)
+    record = run_.record()
+    left, why = budget_left(run_, config)
+    pending = next_trial(run_)
+    status_now = record.status
+    if record.best_value is not None and meets(record.best_value, config.threshold, config.metric):
+        status_now = "met"
+    facts = {"run_id": run_.id, "status": status_now, "threshold": config.threshold, "metric": config.metric,
+             "best_trial": record.best_trial, "best_value": record.best_value, "trials_done":
+             sum(1 for t in run_.trials() if t.state().status in ("succeeded", "failed", "pruned") or t.has_metrics()),
+             "max_trials": config.max_trials, "budget_left": left, "budget_note": why,
+             "next_trial": pending.number if pending else None, "model": record.model_file, "commit": record.commit}
+    if as_json:
+        click.echo(_json.dumps(facts, indent=2))
+    else:
+        for key, value in facts.items():
+            click.echo(f"{key}: {value}")
+
+
+@main.command(epilog=EXIT_HELP)
+@click.argument("run_id")
+@home_option
+@handle_errors
+def history(run_id, home):
+    """The trial table of a run."""
+    _, run_ = _open(home, run_id)
+    out.print(trial_table(run_))
+
+
+@main.command(epilog=EXIT_HELP)
+@run_option
+@home_option
+@handle_errors
+def report(run_id, home):
+    """(Re)write report.html and report.png of a run."""
+    from mlci.report import write_report
+
+    _, run_ = _open(home, run_id)
+    png, page = write_report(run_)
+    click.echo(f"{page}" + (f"\n{png}" if png else ""))
+
+
+@main.command(name="runs", epilog=EXIT_HELP)
+@home_option
+@handle_errors
+def list_runs(home):
+    """The runs in the store, newest last."""
+    from rich.table import Table
+
+    table = Table()
+    for column in ("run", "model", "status", "best", "trials", "commit"):
+        table.add_column(column)
+    for run_ in store_for(home).runs():
+        record = run_.record()
+        table.add_row(run_.id, record.model_name, record.status,
+                      "—" if record.best_value is None else f"{record.best_value:.4f}", str(len(run_.trials())),
+                      (record.commit or "")[:10])
+    out.print(table)
 
 
 # ============================================================================ detect commands (issue 3)
@@ -97,6 +468,45 @@ def detect_command(path: Path, as_json: bool, config_file: Path | None) -> None:
 
 
 # ============================================================================ notify commands (issue 7)
+
+
+@main.command("notify", epilog="\b\nExit codes: 0 sent (or console only: no [notify] channel), 2 usage/config,\n"
+                               "8 not delivered after the retries (kept in the outbox; `mlci notify --flush`).")
+@click.option("--run", "run_id", metavar="ID", help="The run to announce (required unless --flush).")
+@click.option("--event", type=click.Choice(["success", "budget-exhausted", "trial-failed", "pipeline-error"]),
+              help="What to announce [default: from the run's status: met, exhausted, failed].")
+@click.option("--trial", type=int, default=None, help="With --event trial-failed: which trial [default: the last failed].")
+@click.option("--flush", is_flag=True, help="Send what is pending in the outbox (of --run, or of every run).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A mlci.toml whose [notify] to use [default: the config stored with the run].")
+@home_option
+@handle_errors
+def notify_command(run_id: str | None, event: str | None, trial: int | None, flush: bool,
+                   config_file: Path | None, home: Path | None) -> None:
+    """Announce a run's outcome by email (SMTP) and webhook, through the run's outbox/.
+
+    Every message is written to runs/<id>/outbox/ first, then sent, then marked sent: the same
+    event is never sent twice. The SMTP password comes only from MLCI_SMTP_PASSWORD."""
+    from mlci import notify as notifying
+    from mlci.config import load_config
+
+    if not flush and not run_id:
+        raise click.UsageError("pass --run ID (or --flush to send what is pending)")
+    if flush and (event or trial is not None):
+        raise click.UsageError("--flush sends what is pending; it takes no --event or --trial")
+    store = store_for(home)
+    run = store.run(run_id) if run_id else None
+    config = load_config(None, config_file)[0].notify if config_file else None
+
+    def echo(line: str) -> None:
+        click.echo(line, err=True)
+
+    if flush:
+        result = notifying.flush(run or store, config=config, echo=echo)
+    else:
+        result = notifying.notify(run, event, config=config or notifying.run_config(run), echo=echo, trial=trial)
+    for path in result.messages:
+        click.echo(f"OUTBOX={path}")
 
 
 # ============================================================================ docker / images commands (issue 5)

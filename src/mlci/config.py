@@ -73,8 +73,38 @@ class NotifyConfig(_Section):
     webhook_url: str | None = None
     retries: int = Field(default=3, ge=0, le=20)
     timeout: float = Field(default=10.0, gt=0, le=300)
+    backoff: float = Field(default=2.0, ge=0, le=60, description="seconds before the first retry; doubles each time")
+    ca_file: str | None = Field(default=None, description="PEM file of the CA that signed the SMTP server's certificate")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("smtp_host", "smtp_user", "from_", "ca_file", "webhook_url")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        # A CR or LF here would end an SMTP command or a mail header early (header injection).
+        if value is not None and ("\r" in value or "\n" in value):
+            raise ValueError("a single line: CR/LF in a header or SMTP value would inject headers")
+        return value
+
+    @field_validator("from_", "to", "cc")
+    @classmethod
+    def _addresses(cls, value: str | list[str] | None) -> str | list[str] | None:
+        from email.utils import getaddresses
+
+        for address in [value] if isinstance(value, str) else value or []:
+            if "\r" in address or "\n" in address:
+                raise ValueError("one address per line: CR/LF in an address would inject mail headers")
+            found = getaddresses([address])
+            if len(found) != 1 or "@" not in found[0][1]:
+                raise ValueError(f"one mail address per list item such as 'dev@example.com', got {address!r}")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("an http:// or https:// URL")
+        return value
 
 
 class DataConfig(_Section):

@@ -1,0 +1,318 @@
+"""The embedded pipeline (`mlci run`): detect → train → check → tweak → retrain … → notify → report.
+
+Each step is the same function the Jenkins jobs call one by one (launch, wait, check, tweak,
+notify); here they run in one process, and a killed `mlci run` continues where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from mlci.check import CheckResult, best_trial, check, meets
+from mlci.config import Config, load_config
+from mlci.detect import detect
+from mlci.errors import (EXIT_BELOW_THRESHOLD, EXIT_OK, EXIT_TRIAL_FAILED, MlciError, RunnerError, TrialError,
+                         UsageError)
+from mlci.runners import LaunchSpec, Runner, Status, get_runner
+from mlci.store import (HparamsRecord, Kind, MetricsRecord, Restart, Run, RunRecord, RunStore, Trial, TrialState,
+                        file_hash, make_run_id, now_iso)
+from mlci.tweak import budget_left, module_defaults, tweak
+
+RESTART_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+class Events(Protocol):
+    """What the pipeline tells the person watching (the CLI draws it; the core never prints)."""
+
+    def notice(self, text: str) -> None: ...
+    def trial_started(self, trial: Trial, hparams: HparamsRecord) -> None: ...
+    def trial_progress(self, trial: Trial, epoch: int, epochs: int | None, value: float | None) -> None: ...
+    def trial_finished(self, trial: Trial, metrics: MetricsRecord | None, state: TrialState) -> None: ...
+
+
+class QuietEvents:
+    def notice(self, text: str) -> None:
+        pass
+
+    def trial_started(self, trial, hparams) -> None:
+        pass
+
+    def trial_progress(self, trial, epoch, epochs, value) -> None:
+        pass
+
+    def trial_finished(self, trial, metrics, state) -> None:
+        pass
+
+
+@dataclass
+class PipelineResult:
+    run: Run
+    status: str
+    best_trial: int | None
+    best_value: float | None
+    trials: int
+    message: str
+
+    @property
+    def exit_code(self) -> int:
+        return {"met": EXIT_OK, "exhausted": EXIT_BELOW_THRESHOLD}.get(self.status, EXIT_TRIAL_FAILED)
+
+
+# ----------------------------------------------------------------------------- run creation
+
+
+def prepare_run(model_file: Path, *, store: RunStore, config_path: Path | None = None,
+                overrides: dict[str, Any] | None = None, commit: str | None = None) -> tuple[Run, Config]:
+    """Validate the config, detect the model kind, create (or continue) the run for this content."""
+    model_file = Path(model_file)
+    if not model_file.exists():
+        raise UsageError(f"{model_file}: model file not found", hint="pass the path of your model's .py file")
+    config, _ = load_config(model_file, config_path, overrides)
+    detection = detect(model_file, config=config)
+    entry = Path(detection.entry).resolve()
+    kind = Kind(framework=detection.framework, architecture=detection.architecture, mode=detection.mode)
+    image = detection.image(config.images)
+    content_hash = file_hash(entry)
+    run_id = make_run_id(entry, content_hash, commit)
+    record = RunRecord(run_id=run_id, model_name=entry.stem, model_file=str(entry), source_dir=str(entry.parent),
+                       content_hash=content_hash, commit=commit, kind=kind, image=image,
+                       config=config.model_dump(mode="json", by_alias=True))
+    run = store.open_run(record)
+    existing = run.record()
+    # Continuing a run: the config given now (a larger budget, say) wins; what was learned stays.
+    run.update(config=record.config, kind=kind, image=image)
+    if existing.status in ("met", "exhausted") and budget_left(run, config)[0] and existing.status == "exhausted":
+        run.update(status="running")
+    return run, config
+
+
+# ----------------------------------------------------------------------------- one trial
+
+
+def spec_for(run: Run, trial: Trial, config: Config) -> LaunchSpec:
+    record = run.record()
+    return LaunchSpec(run_id=run.id, trial=trial.number, model_name=record.model_name,
+                      model_file=Path(record.model_file), source_dir=Path(record.source_dir),
+                      trial_dir=trial.dir.resolve(), framework=record.kind.framework if record.kind else "keras",
+                      dataset=config.dataset, seed=config.seed, image=record.image, resources=config.resources,
+                      env={"MLCI_METRIC": config.metric})
+
+
+def launch_trial(run: Run, trial: Trial, runner: Runner, config: Config) -> str:
+    """Start training a trial whose hparams.json exists; record the handle in trial.json."""
+    if not trial.hparams_path.exists():
+        raise UsageError(f"{trial.dir}: no hparams.json", hint=f"propose one with `mlci tweak --run {run.id}`")
+    trial.hparams()  # a broken hparams.json is reported here, before anything starts
+    (trial.dir / "error.txt").unlink(missing_ok=True)
+    handle = runner.start(spec_for(run, trial, config))
+    state = trial.state()
+    trial.write_state(state.model_copy(update={
+        "status": "running", "runner": runner.name, "pid": int(handle) if handle.isdigit() else None,
+        "container_id": None if handle.isdigit() else handle, "image": run.record().image if runner.name == "docker" else None,
+        "started_at": state.started_at or now_iso(), "ended_at": None, "exit_code": None, "reason": None}))
+    return handle
+
+
+def _heartbeat(trial: Trial) -> dict[str, Any]:
+    try:
+        return json.loads(trial.heartbeat_path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _final_status(runner: Runner, handle: str, trial: Trial) -> Status:
+    status_for = getattr(runner, "status_for", None)
+    return status_for(handle, trial.dir) if status_for else runner.status(handle)
+
+
+def _failure_reason(trial: Trial, status: Status) -> str:
+    error_file = trial.dir / "error.txt"
+    if error_file.exists():
+        text = error_file.read_text(encoding="utf-8", errors="replace").strip()
+        if text:
+            return text
+    tail = ""
+    if trial.log_path.exists():
+        lines = [ln for ln in trial.log_path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+        tail = " | ".join(lines[-3:])[-400:]
+    return f"{status.reason or status.state}" + (f"; last log lines: {tail}" if tail else "")
+
+
+def _retryable(status: Status) -> bool:
+    """Killed or OOM-killed processes are worth a restart from the checkpoint; a user's error is not."""
+    return status.state in ("killed", "oom", "missing") or (status.exit_code is not None and status.exit_code >= 128)
+
+
+def wait_trial(run: Run, trial: Trial, runner: Runner, handle: str, config: Config,
+               events: Events | None = None, poll: float = 0.25) -> TrialState:
+    """Wait for a trial, restarting it from its checkpoint when it is killed; collect the outcome."""
+    events = events or QuietEvents()
+    started = time.monotonic()
+    while True:
+        last_epoch = -1
+        while True:
+            status = runner.wait(handle, timeout=poll)
+            beat = _heartbeat(trial)
+            if beat.get("epoch", -1) != last_epoch:
+                last_epoch = beat.get("epoch", 0)
+                events.trial_progress(trial, last_epoch, beat.get("epochs"), beat.get("value"))
+            if status.finished:
+                break
+        status = _final_status(runner, handle, trial)
+        state = trial.state()
+        if status.succeeded and trial.has_metrics():
+            return _finish(run, trial, state, "succeeded", status, time.monotonic() - started, events)
+        if _retryable(status) and len(state.restarts) < config.max_restarts:
+            epoch = _heartbeat(trial).get("epoch")
+            reason = "OOM-killed" if status.state == "oom" else (status.reason or "died")
+            state.restarts.append(Restart(at=now_iso(), reason=reason, exit_code=status.exit_code,
+                                          resumed_from_epoch=epoch))
+            trial.write_state(state)
+            delay = RESTART_BACKOFF[min(len(state.restarts) - 1, len(RESTART_BACKOFF) - 1)]
+            events.notice(f"trial {trial.number} {reason}; restarting from its checkpoint (epoch {epoch}) "
+                          f"in {delay:g}s [{len(state.restarts)}/{config.max_restarts}]")
+            time.sleep(delay)
+            handle = launch_trial(run, trial, runner, config)
+            continue
+        if status.succeeded:
+            status = Status("exited", handle, exit_code=0, reason="exited 0 without writing metrics.json")
+        return _finish(run, trial, state, "failed", status, time.monotonic() - started, events)
+
+
+def _finish(run: Run, trial: Trial, state: TrialState, outcome: str, status: Status, wall: float,
+            events: Events) -> TrialState:
+    reason = None if outcome == "succeeded" else _failure_reason(trial, status)
+    if outcome == "failed" and len(state.restarts) and _retryable(status):
+        reason = f"crash loop: gave up after {len(state.restarts)} restarts; {reason}"
+    state = state.model_copy(update={"status": outcome, "exit_code": status.exit_code, "reason": reason,
+                                     "ended_at": now_iso(), "wall_seconds": round(wall, 3)})
+    trial.write_state(state)
+    metrics = None
+    if outcome == "succeeded":
+        try:
+            metrics = trial.metrics()
+        except MlciError:
+            metrics = None
+    update_best(run)
+    events.trial_finished(trial, metrics, state)
+    return state
+
+
+def update_best(run: Run) -> None:
+    best, value = best_trial(run)
+    record = run.record()
+    if best is not None and (record.best_trial != best.number or not run.best_dir.exists()):
+        run.set_best(best)
+    run.update(best_trial=best.number if best else None, best_value=value)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def next_trial(run: Run) -> Trial | None:
+    """The first trial that has a proposal but no outcome yet (resumed after a kill), else None."""
+    for trial in run.trials():
+        if not trial.hparams_path.exists() or trial.has_metrics():
+            continue
+        if trial.state().status in ("pending", "running"):
+            return trial
+    return None
+
+
+def baseline_trial(run: Run) -> Trial:
+    """Trial 0 trains the user's own hyperparameters, so the report shows what tuning changed."""
+    trial = run.new_trial()
+    defaults = module_defaults(Path(run.record().model_file))
+    trial.write_hparams(HparamsRecord(trial=trial.number, hparams=defaults, proposed_by="baseline"))
+    return trial
+
+
+def _resume_or_launch(run: Run, trial: Trial, runner: Runner, config: Config) -> str:
+    """A trial left running by a killed `mlci run` is waited for if alive, relaunched if not."""
+    state = trial.state()
+    if state.status == "running":
+        handle = str(state.pid) if state.pid else state.container_id
+        if handle and state.runner == runner.name and not _final_status(runner, handle, trial).finished:
+            return handle
+        state.restarts.append(Restart(at=now_iso(), reason="orchestrator stopped; trial found not running",
+                                      resumed_from_epoch=_heartbeat(trial).get("epoch")))
+        trial.write_state(state)
+    return launch_trial(run, trial, runner, config)
+
+
+def run_pipeline(model_file: Path, *, store: RunStore, config_path: Path | None = None,
+                 overrides: dict[str, Any] | None = None, commit: str | None = None,
+                 runner_name: str | None = None, events: Events | None = None,
+                 notify_outcome: bool = True) -> PipelineResult:
+    events = events or QuietEvents()
+    run, config = prepare_run(model_file, store=store, config_path=config_path, overrides=overrides, commit=commit)
+    runner = get_runner(runner_name or config.runner, notice=events.notice)
+    with run.lock():
+        record = run.record()
+        events.notice(f"run {run.id}: {record.model_name} is {record.kind.framework}/{record.kind.architecture} "
+                      f"({record.kind.mode}), runner {runner.name}, threshold {config.metric} ≥ {config.threshold:g}")
+        if record.status == "met":
+            return _result(run, "met", "threshold already met by this run")
+        run.update(status="running", finished_at=None)
+        try:
+            status, message = _loop(run, runner, config, events)
+        except KeyboardInterrupt:
+            run.update(status="interrupted", message="interrupted; run `mlci run` again to continue")
+            raise
+        except MlciError as err:
+            run.update(status="failed", finished_at=now_iso(), message=err.one_line())
+            _wrap_up(run, config, events, notify_outcome)
+            raise
+        run.update(status=status, finished_at=now_iso(), message=message)
+        _wrap_up(run, config, events, notify_outcome)
+        return _result(run, status, message)
+
+
+def _result(run: Run, status: str, message: str) -> PipelineResult:
+    record = run.record()
+    return PipelineResult(run, status, record.best_trial, record.best_value, len(run.trials()), message)
+
+
+def _wrap_up(run: Run, config: Config, events: Events, notify_outcome: bool) -> None:
+    from mlci.report import write_report
+
+    try:
+        write_report(run)
+    except Exception as exc:  # a report must never hide the outcome
+        events.notice(f"warning: the report could not be written ({type(exc).__name__}: {exc})")
+    if notify_outcome:
+        from mlci.notify import notify
+
+        try:
+            notify(run, config=config.notify, echo=events.notice)
+        except MlciError as err:
+            events.notice(f"warning: {err.one_line()}")
+
+
+def _loop(run: Run, runner: Runner, config: Config, events: Events) -> tuple[str, str]:
+    while True:
+        trial = next_trial(run)
+        if trial is None and not run.trials():
+            trial = baseline_trial(run)
+        if trial is None:
+            best = run.record()
+            if best.best_value is not None and meets(best.best_value, config.threshold, config.metric):
+                return "met", f"trial {best.best_trial} reached {config.metric} {best.best_value:.4f}"
+            ok, why = budget_left(run, config)
+            if not ok:
+                return "exhausted", why
+            trial = tweak(run, config)
+            if trial is None:
+                return "exhausted", "the strategy has nothing left to try"
+        hparams = trial.hparams()
+        events.trial_started(trial, hparams)
+        handle = _resume_or_launch(run, trial, runner, config)
+        state = wait_trial(run, trial, runner, handle, config, events)
+        if state.status == "failed":
+            if trial.number == 0 or not any(t.has_metrics() for t in run.trials()):
+                raise TrialError(f"trial {trial.number} failed: {state.reason}",
+                                 hint=f"see {trial.log_path}")
+            events.notice(f"trial {trial.number} failed ({state.reason}); moving on to the next proposal")

@@ -1,0 +1,86 @@
+"""Job 4's action: below the threshold, propose the next trial (`mlci tweak`); it never trains.
+
+Writes trials/<n>/hparams.json from the configured strategy, within the budget
+(max_trials, max_minutes, patience).
+"""
+from __future__ import annotations
+
+import ast
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mlci.check import better
+from mlci.config import Config, validate_config
+from mlci.store import HparamsRecord, Run, Trial
+from mlci.strategies import get_strategy, past_trials
+
+
+def module_defaults(model_file: Path) -> dict[str, Any]:
+    """The model's HPARAMS literal, read from the source without importing it (no TensorFlow start-up)."""
+    try:
+        tree = ast.parse(Path(model_file).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == "HPARAMS" for t in targets) and node.value is not None:
+            try:
+                value = ast.literal_eval(node.value)
+            except (ValueError, SyntaxError, TypeError):
+                return {}
+            return dict(value) if isinstance(value, dict) else {}
+    return {}
+
+
+def run_config(run: Run) -> Config:
+    return validate_config(run.record().config, f"{run.record_path} (config)")
+
+
+def budget_left(run: Run, config: Config | None = None) -> tuple[bool, str]:
+    """Is there budget for another trial? And if not, why (one line)."""
+    config = config or run_config(run)
+    history = past_trials(run)
+    if len(history) >= config.max_trials:
+        return False, f"max_trials ({config.max_trials}) reached"
+    if config.max_minutes is not None:
+        started = datetime.fromisoformat(run.record().created_at).timestamp()
+        if (time.time() - started) / 60 >= config.max_minutes:
+            return False, f"max_minutes ({config.max_minutes:g}) reached"
+    if config.patience is not None and history:
+        best_at, best_value = 0, None
+        for index, trial in enumerate(history):
+            if better(trial.value, best_value, config.metric):
+                best_at, best_value = index, trial.value
+        if len(history) - 1 - best_at >= config.patience:
+            return False, f"no improvement in {config.patience} trials (patience)"
+    return True, ""
+
+
+def strategy_for(run: Run, config: Config | None = None):
+    config = config or run_config(run)
+    record = run.record()
+    framework = record.kind.framework if record.kind else "keras"
+    baseline = module_defaults(Path(record.model_file))
+    return get_strategy(config.strategy)(run, config, baseline, framework)
+
+
+def tweak(run: Run, config: Config | None = None) -> Trial | None:
+    """Write the next trial's hparams.json; None when the budget or the strategy is spent."""
+    config = config or run_config(run)
+    pending = [t for t in run.trials() if t.hparams_path.exists() and not t.has_metrics()
+               and t.state().status in ("pending", "running")]
+    if pending:
+        return pending[0]  # a proposal not trained yet: don't propose another (idempotent in Jenkins retries)
+    if past_trials(run):
+        ok, _ = budget_left(run, config)
+        if not ok:
+            return None
+    proposal = strategy_for(run, config).propose()
+    if proposal is None:
+        return None
+    trial = run.new_trial()
+    trial.write_hparams(HparamsRecord(trial=trial.number, hparams=proposal.hparams, proposed_by=proposal.proposed_by,
+                                      parent=proposal.parent, change=proposal.change, **proposal.extra))
+    return trial

@@ -1,0 +1,91 @@
+"""Shared fixtures: a clean environment for TensorFlow/Keras, a run store per test, small real models."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = Path(__file__).parent / "models"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_frameworks(monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path_factory.getbasetemp() / "keras-home"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.delenv("MLCI_HOME", raising=False)
+    monkeypatch.delenv("RUN_ID", raising=False)
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    return tmp_path / "store"
+
+
+def write_model(folder: Path, source: str, name: str = "model.py", config: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(textwrap.dedent(source).lstrip())
+    if config is not None:
+        (folder / "mlci.toml").write_text(textwrap.dedent(config).lstrip())
+    return path
+
+
+KNN_SOURCE = '''
+    """A k-nearest-neighbours model for the digits data set."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    HPARAMS = {"n_neighbors": 60, "weights": "uniform"}
+
+
+    def build_model(hp):
+        return KNeighborsClassifier(n_neighbors=hp["n_neighbors"], weights=hp["weights"])
+'''
+
+KERAS_DIGITS_SOURCE = '''
+    """A tiny dense network for the 8x8 digits (fast enough for tests)."""
+    import keras
+    from keras import layers
+
+    HPARAMS = {"dense_layers": 1, "units": 8, "dropout": 0.1, "learning_rate": 0.01, "epochs": 3, "batch_size": 32}
+
+
+    def build_model(hp):
+        model = keras.Sequential([keras.Input(shape=(8, 8, 1)), layers.Flatten()])
+        for _ in range(hp["dense_layers"]):
+            model.add(layers.Dense(hp["units"], activation="relu"))
+            model.add(layers.Dropout(hp["dropout"]))
+        model.add(layers.Dense(10, activation="softmax"))
+        model.compile(optimizer=keras.optimizers.Adam(hp["learning_rate"]),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+'''
+
+
+@pytest.fixture
+def knn_model(tmp_path) -> Path:
+    return write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py",
+                       'threshold = 0.97\nmax_trials = 6\ndataset = "digits"\nrunner = "local"\n')
+
+
+@pytest.fixture
+def keras_model(tmp_path) -> Path:
+    return write_model(tmp_path / "dense", KERAS_DIGITS_SOURCE, "digits_dense.py",
+                       'threshold = 0.9\nmax_trials = 4\ndataset = "digits"\nrunner = "local"\n')
+
+
+def mlci(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600,
+         check: bool = False) -> subprocess.CompletedProcess:
+    """Run the real `mlci` command in a subprocess (real exit codes, real stderr)."""
+    full_env = {**os.environ, **(env or {})}
+    done = subprocess.run([sys.executable, "-m", "mlci", *args], cwd=cwd, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"mlci {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+    return done
