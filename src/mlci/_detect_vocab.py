@@ -138,7 +138,8 @@ def _classify_tensorflow(qualname: str) -> Symbol:
     """Low-level TensorFlow (graph code, tf.layers, estimators): it runs in the Keras/TensorFlow image."""
     parts = qualname.split(".")
     last = parts[-1]
-    if "estimator" in parts and last[:1].isupper() and last.endswith(("Classifier", "Regressor", "Estimator")):
+    if ("estimator" in parts or "learn" in parts) and last[:1].isupper() \
+            and last.endswith(("Classifier", "Regressor", "Estimator")):
         return Symbol("keras", "model", qualname, "classical" if last.startswith(("Linear", "BoostedTrees"))
                       else "ann")
     if any(p in parts for p in ("nn", "layers", "contrib", "slim", "rnn", "rnn_cell")):

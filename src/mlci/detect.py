@@ -6,6 +6,7 @@ reads the AST only (no import of the user's code, no TensorFlow), with a token s
 from __future__ import annotations
 
 import ast
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -355,15 +356,16 @@ def _candidates(folder: Path) -> list[Path]:
                    and not p.name.startswith(("test_", "setup.", "conftest", "__init__")))
     if found:
         return found
-    deeper = []
-    for path in sorted(folder.rglob("*")):
+    deeper: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        depth = len(Path(root).relative_to(folder).parts)
+        # prune in place: a checkout's .git, .venv or node_modules can hold many thousands of files
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith(".") and depth < 3)
+        deeper.extend(Path(root) / name for name in sorted(files)
+                      if name.lower().endswith((".py", ".ipynb"))
+                      and not name.startswith(("test_", "setup.", "conftest", "__init__")))
         if len(deeper) >= 200:
             break
-        parts = path.relative_to(folder).parts
-        if len(parts) <= 4 and not any(part in SKIP_DIRS or part.startswith(".") for part in parts[:-1]) \
-                and path.is_file() and path.suffix.lower() in (".py", ".ipynb") \
-                and not path.name.startswith(("test_", "setup.", "conftest", "__init__")):
-            deeper.append(path)
     return deeper
 
 
