@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from mlci._detect_source import Token
 from mlci._detect_vocab import DEFAULT_ALIASES, UNSUPPORTED, Symbol, classify
 
+# Keyword arguments of Keras' fit that scikit-learn, xgboost and lightgbm estimators do not take.
+KERAS_FIT_KEYWORDS = {"epochs", "nb_epoch", "batch_size", "validation_split", "steps_per_epoch", "initial_epoch",
+                      "validation_steps", "validation_freq"}
 TRAIN_METHODS = {"fit", "fit_generator", "train_on_batch", "partial_fit", "fit_one_cycle", "fine_tune",
                  "fit_transform", "fit_predict", "fit_resample"}
 # Methods that hand back the model they are called on (torch's .to(device), sklearn's fit returns self).
@@ -82,6 +85,7 @@ class Facts:
     local_imports: list[tuple[str, int]] = field(default_factory=list)  # modules that may be sibling files
     signals: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     unresolved_fits: list[int] = field(default_factory=list)
+    keras_style_fits: list[int] = field(default_factory=list)  # unresolved, but called the way only Keras is
     module_mode: bool = False
     aliases: dict[str, str] = field(default_factory=dict)
     stars: list[str] = field(default_factory=list)
@@ -462,6 +466,9 @@ class AstFacts(Facts):
     def _argument_types(self, function_scope: int, name: str, depth: int) -> set[Model]:
         """The types passed for parameter `name` at every call of the function."""
         function = self.def_names.get(function_scope)
+        parent = self.parent[function_scope] or 0
+        if function == "__init__" and self.kind[parent] == "class":
+            function = self.def_names[parent]  # Agent(model) calls Agent.__init__(self, model)
         params = self.params[function_scope]
         index = params.index(name)
         if params and params[0] in ("self", "cls") and self.kind[self.parent[function_scope] or 0] == "class":
@@ -569,6 +576,9 @@ class AstFacts(Facts):
                     self.trained.append(Trained(model, line, method))
                 if not models and method in TRAIN_METHODS and method not in ("fit_transform", "fit_resample"):
                     self.unresolved_fits.append(line)
+                    if method in ("fit_generator", "train_on_batch") or any(
+                            kw.arg in KERAS_FIT_KEYWORDS for kw in call.keywords):
+                        self.keras_style_fits.append(line)
             elif method in ("backward",) and "torch" in tops:
                 self.signals["torch"].append(line)
             elif method == "step" and "torch" in tops and isinstance(func.value, ast.Name) \

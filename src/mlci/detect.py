@@ -231,6 +231,11 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
             if layer_evidence:
                 evidence.append(layer_evidence)
             return _Verdict(framework, arch, None, evidence, bool(facts.signals.get(framework)))
+        if facts.keras_style_fits:
+            line = facts.keras_style_fits[0]
+            evidence.append(where.evidence(line, "trains a model built elsewhere, called the way only Keras' fit "
+                                                 "is (epochs, batch_size, fit_generator)"))
+            return _Verdict("keras", "ann", None, evidence, True)
         if facts.signals.get("keras") and "tensorflow" in facts.imported_frameworks():
             line = facts.signals["keras"][0]
             evidence.append(where.evidence(line, "TensorFlow training code without a Keras model: runs in the "
