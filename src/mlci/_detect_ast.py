@@ -533,7 +533,9 @@ class AstFacts(Facts):
 
     # ----- pass 2: what is built, trained, and with which layers
     def _collect(self) -> None:
-        tops = self.imported_frameworks()
+        tops = set(self.imported_frameworks())
+        if any("torch" in names for names in self.refs.values()) and "torch" not in self.bound:
+            tops.add("torch")  # `torch.device(...)` with the import hidden in a star import of a helper
         for name, entries in self.classes.items():
             self.constructed.extend(self.class_type(name))
         for call, scope in self.calls:
@@ -579,7 +581,7 @@ class AstFacts(Facts):
                     if method in ("fit_generator", "train_on_batch") or any(
                             kw.arg in KERAS_FIT_KEYWORDS for kw in call.keywords):
                         self.keras_style_fits.append(line)
-            elif method in ("backward",) and "torch" in tops:
+            elif method == "backward" and "torch" in tops:
                 self.signals["torch"].append(line)
             elif method == "step" and "torch" in tops and isinstance(func.value, ast.Name) \
                     and "optim" in func.value.id.lower():

@@ -236,12 +236,19 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
             evidence.append(where.evidence(line, "trains a model built elsewhere, called the way only Keras' fit "
                                                  "is (epochs, batch_size, fit_generator)"))
             return _Verdict("keras", "ann", None, evidence, True)
+        imported = [name for name in SUPPORTED if name in facts.imported_frameworks()
+                    or name == "keras" and "tensorflow" in facts.imported_frameworks()]
+        if facts.unresolved_fits and len(imported) == 1:
+            line = facts.unresolved_fits[0]
+            evidence.append(where.evidence(line, "trains a model whose kind is not visible here; "
+                                                 f"{FRAMEWORK_NAMES[imported[0]]} is the only framework imported"))
+            return _Verdict(imported[0], "classical" if imported[0] == "sklearn" else "ann", None, evidence, True)
         if facts.signals.get("keras") and "tensorflow" in facts.imported_frameworks():
             line = facts.signals["keras"][0]
             evidence.append(where.evidence(line, "TensorFlow training code without a Keras model: runs in the "
                                                  "Keras/TensorFlow image"))
             return _Verdict("keras", "ann", None, evidence, True)
-        if facts.signals.get("torch") and "torch" in facts.imported_frameworks():
+        if facts.signals.get("torch"):
             line = max(facts.signals["torch"])
             evidence.append(where.evidence(line, "PyTorch training loop; the model it trains is not built here"))
             return _Verdict("torch", "ann", None, evidence, True)
