@@ -75,9 +75,9 @@ def test_decided_by_what_is_trained_with_the_fit_line_in_the_evidence():
 def test_notebook_evidence_names_the_cell():
     detection = detect(CASES_DIR / "notebook_magics.ipynb")
     first = detection.evidence[0]
-    assert (first.file, first.line, first.text) == ("notebook_magics.ipynb[cell 4]", 1,
+    assert (first.file, first.line, first.text) == ("notebook_magics.ipynb[cell 5]", 1,
                                                     "model = tf.keras.Sequential([")
-    assert first.why == "trains keras.Sequential (fit at notebook_magics.ipynb[cell 5] line 2)"
+    assert first.why == "trains keras.Sequential (fit at notebook_magics.ipynb[cell 6] line 2)"
 
 
 def test_syntax_error_is_said_in_the_evidence():

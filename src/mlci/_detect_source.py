@@ -104,6 +104,8 @@ def normalize(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
 
 
+# IPython runs these without % or ! (automagic): `pip install keras`, `cd data`.
+_AUTOMAGIC = re.compile(r"^(pip|pip3|conda|cd|wget|unzip|apt-get|nvidia-smi)(\s+[-\w./:~]|$)(?!.*[=(])")
 _MAGIC_CELLS_KEPT = {"time", "timeit", "capture", "prun", "debug", "tensorflow_version"}
 
 
@@ -121,8 +123,8 @@ def _cell_code(lines: list[str]) -> list[str]:
     for line in lines:
         stripped = line.lstrip()
         indent = line[: len(line) - len(stripped)]
-        if stripped.startswith(("%", "!")) or re.match(r"^[\w.]+\s*=\s*[%!]", stripped) \
-                or (stripped.endswith("?") and not stripped.startswith("#")):
+        if stripped.startswith(("%", "!", "?")) or re.match(r"^[\w.]+\s*=\s*[%!]", stripped) \
+                or _AUTOMAGIC.match(stripped) or (stripped.endswith("?") and not stripped.startswith("#")):
             code.append(indent + "pass" if indent else "")
         else:
             code.append(line)
