@@ -116,7 +116,8 @@ def _read_facts(source: Source) -> tuple[Facts, _Where, bool, list[Evidence]]:
             notes.append(where.evidence(start + errors[0][0],
                                         f"not valid Python 3 ({errors[0][1]}); AST built with line(s) {skipped} "
                                         f"skipped"))
-        ast.increment_lineno(tree, start)
+        if start:
+            ast.increment_lineno(tree, start)
         body.extend(tree.body)
     try:
         facts: Facts = AstFacts(ast.Module(body=body, type_ignores=[]))
@@ -296,6 +297,11 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
     arch, layer_evidence = _architecture(framework, found, chosen, involved)
     if layer_evidence:
         evidence.append(layer_evidence)
+    for top, line in facts.imports:
+        if top in UNSUPPORTED and top != found and not any(m.framework == top for m in models):
+            evidence.append(where.evidence(line, f"imports {top} but trains nothing with it; the "
+                                                 f"{FRAMEWORK_NAMES.get(framework, framework)} image may lack it"))
+            break
     outranked = sorted({m.name for m in models if m.framework not in (framework, found)})
     if outranked:
         evidence.append(Evidence(where.chunks[0].label, 0, "",
