@@ -170,7 +170,8 @@ def read_source(path: Path) -> Source:
     except OSError as exc:
         raise DetectionError(f"{path}: cannot be read ({exc.strerror or exc})",
                              hint="check the file's permissions") from None
-    if path.suffix.lower() == ".ipynb":
+    if path.suffix.lower() == ".ipynb" or (data.lstrip()[:1] == b"{" and b'"cells"' in data[:20000]
+                                           and b'"nbformat"' in data):  # a notebook saved under a .py name
         chunks, notes = notebook_chunks(data, path)
         return Source(path, chunks, notes)
     text, notes = decode(data, path.name)

@@ -316,8 +316,10 @@ _STDLIB = set(getattr(__import__("sys"), "stdlib_module_names", ()))
 def _unsupported(facts: Facts) -> _Verdict:
     where: _Where = facts.where  # type: ignore[attr-defined]
     third_party: list[tuple[str, int]] = []
+    folder = getattr(facts, "path", Path(".")).parent
     for top, line in facts.imports:
-        if top not in _STDLIB and top not in (name for name, _ in third_party):
+        local = (folder / f"{top}.py").is_file() or (folder / top).is_dir()
+        if top not in _STDLIB and not local and top not in (name for name, _ in third_party):
             third_party.append((top, line))
     found = next((top for top, _ in third_party if top in UNSUPPORTED), None)
     if found is None:
@@ -349,6 +351,7 @@ def _facts_of(path: Path) -> tuple[Facts, bool, list[Evidence]]:
     source = read_source(path)
     facts, where, degraded, notes = _read_facts(source)
     facts.where = where  # type: ignore[attr-defined]
+    facts.path = path  # type: ignore[attr-defined]
     return facts, degraded, notes
 
 
