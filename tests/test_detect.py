@@ -87,7 +87,7 @@ def test_syntax_error_is_said_in_the_evidence():
 
 
 def test_token_scan_is_said_in_the_evidence():
-    detection = detect(CASES_DIR / "python2_many_prints.py")
+    detection = detect(CASES_DIR / "unparsable_token_scan.py")
     assert detection.fallback
     assert any(item.why.startswith("token scan: no AST could be built") for item in detection.evidence)
 

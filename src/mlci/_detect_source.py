@@ -17,7 +17,7 @@ from mlci.errors import DetectionError
 
 # Above this many characters an AST costs seconds (10 MB ~ 20 s here); a token scan reads it in one.
 AST_LIMIT = 2_000_000
-MAX_REPAIRS = 60
+MAX_REPAIRS = 200
 
 _CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 _SIGNATURES = {
@@ -196,15 +196,38 @@ def _patched(line: str, again: bool) -> str:
     return f"{indent}pass" if indent else "pass"
 
 
-def parse(text: str, name: str) -> tuple[ast.Module | None, list[tuple[int, str]]]:
-    """The AST of `text`, blanking lines Python 3 rejects (Python 2 prints, stray merge markers).
+_PY2_PRINT = re.compile(r"^(\s*)print(\s*>>|\s+[^\s(=.,)\]}])")
+_PY2_EXCEPT = re.compile(r"^(\s*)except\s+([^,:()]+),\s*\w+\s*:")
 
-    Returns the tree (None when no repair helps) and the (line, error) pairs that were patched.
+
+def _python2_lines(lines: list[str]) -> list[int]:
+    """Rewrite every Python 2 print statement and `except E, e:` at once; the line numbers changed."""
+    changed = []
+    for index, line in enumerate(lines):
+        match = _PY2_PRINT.match(line)
+        if match:
+            lines[index] = f"{match.group(1)}pass" if match.group(1) else "pass"
+            changed.append(index + 1)
+            continue
+        match = _PY2_EXCEPT.match(line)
+        if match:
+            lines[index] = f"{match.group(1)}except {match.group(2).strip()}:"
+            changed.append(index + 1)
+    return changed
+
+
+def parse(text: str, name: str) -> tuple[ast.Module | None, list[tuple[int, str]]]:
+    """The AST of `text`, patching lines Python 3 rejects (Python 2 prints, a stray typo, merge markers).
+
+    Returns the tree (None when no repair helps) and the (line, error) pairs that were patched. Each
+    repair costs a parse, so a large file gets fewer.
     """
     lines = text.split("\n")
     patched: dict[int, int] = {}
     errors: list[tuple[int, str]] = []
-    for _ in range(MAX_REPAIRS + 1):
+    python2_done = False
+    budget = max(3, min(MAX_REPAIRS, 20_000_000 // max(len(text), 1)))
+    for _ in range(budget + 1):
         try:
             with warnings.catch_warnings():  # "invalid escape sequence" and friends are the user's business
                 warnings.simplefilter("ignore")
@@ -213,6 +236,12 @@ def parse(text: str, name: str) -> tuple[ast.Module | None, list[tuple[int, str]
             lineno, message = exc.lineno, exc.msg
         except (ValueError, RecursionError, MemoryError, OverflowError) as exc:
             return None, errors + [(0, type(exc).__name__)]
+        if not python2_done and ("print" in message or "exception types" in message):
+            python2_done = True
+            changed = _python2_lines(lines)
+            if changed:
+                errors.extend((number, message) for number in changed)
+                continue
         if not lineno or lineno > len(lines) or patched.get(lineno, 0) >= 2:
             return None, errors + [(lineno or 0, message)]
         if not errors or errors[-1][0] != lineno:
