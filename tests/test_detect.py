@@ -301,3 +301,28 @@ def test_python_with_noise_never_crashes_and_comments_never_decide(tmp_path: Pat
     if harmless:
         assert isinstance(result, Detection)
         assert (result.framework, result.architecture) == ("keras", "ann")
+
+
+CASE_FILES = sorted(p for p in CASES_DIR.rglob("*") if p.is_file() and p.name != "cases.toml")
+SPLICES = [b"(", b")", b"\n", b"    ", b"\t", b":", b'"""', b"'", b"#", b"\\", b"\r", b"\x00", b"\xff", b"print ",
+           b"[", b"{", b"lambda", b"\xe9", b"%%bash\n", b"\"cells\""]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(source=st.sampled_from(CASE_FILES), edits=st.lists(
+    st.tuples(st.sampled_from(["cut", "splice", "truncate"]), st.floats(0, 1), st.sampled_from(SPLICES)),
+    min_size=1, max_size=6))
+def test_damaged_cases_never_crash(tmp_path: Path, source: Path, edits: list):
+    """Real-looking code with bytes cut, inserted or truncated: a Detection or a DetectionError, nothing else."""
+    data = bytearray(source.read_bytes())
+    for operation, where, splice in edits:
+        position = int(where * len(data))
+        if operation == "cut":
+            del data[position:position + 20]
+        elif operation == "splice":
+            data[position:position] = splice
+        else:
+            del data[position:]
+    path = tmp_path / f"damaged{source.suffix or '.py'}"
+    path.write_bytes(bytes(data))
+    _outcome(path)

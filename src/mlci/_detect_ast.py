@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from mlci._detect_source import Token
 from mlci._detect_vocab import DEFAULT_ALIASES, UNSUPPORTED, Symbol, classify
@@ -90,6 +92,8 @@ class Facts:
     aliases: dict[str, str] = field(default_factory=dict)
     stars: list[str] = field(default_factory=list)
     bound: set[str] = field(default_factory=set)
+    where: Any = field(default=None, repr=False)  # detect._Where: maps lines back to files and cells
+    path: Path | None = None
 
     def layers_for(self, models: list[Model]) -> list[Layer]:
         return list(self.layers)

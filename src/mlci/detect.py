@@ -187,8 +187,8 @@ def _architecture(framework: str, found: str | None, models: list[Model], all_fa
 def _owner(layer: Layer, all_facts: list[Facts], models: list[Model]) -> "_Where":
     for facts in all_facts:
         if any(item is layer for item in facts.layers):
-            return facts.where  # type: ignore[attr-defined]
-    return models[0].facts.where  # type: ignore[union-attr]
+            return facts.where
+    return models[0].facts.where
 
 
 @dataclass
@@ -201,7 +201,7 @@ class _Verdict:
 
 
 def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
-    where: _Where = facts.where  # type: ignore[attr-defined]
+    where: _Where = facts.where
     trained = [t for t in facts.trained if t.model.role == "model"]
     models: list[Model] = []
     evidence: list[Evidence] = []
@@ -263,7 +263,7 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
         if model not in chosen or model.name in seen:
             continue
         seen.add(model.name)
-        owner = model.facts.where if model.facts is not None else where  # type: ignore[union-attr]
+        owner = model.facts.where if model.facts is not None else where
         if item.how == "build_model returns it":
             evidence.append(owner.evidence(item.line, f"build_model returns {model.name}: the harness trains it"))
         elif model.line and model.line != item.line:
@@ -276,7 +276,7 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
             break
     if not trained and borrowed and models is borrowed and facts.unresolved_fits:
         first = chosen[0]
-        owner = first.facts.where  # type: ignore[union-attr]
+        owner = first.facts.where
         label, line, _ = owner.locate(first.line)
         evidence.append(where.evidence(facts.unresolved_fits[0], f"trains {first.name}, built in {label} "
                                                                  f"(line {line})"))
@@ -286,7 +286,7 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
             if model.name in seen:
                 continue
             seen.add(model.name)
-            owner = model.facts.where if model.facts is not None else where  # type: ignore[union-attr]
+            owner = model.facts.where if model.facts is not None else where
             borrowed_from = "" if model.facts is facts else f", imported by {where.chunks[0].label}"
             evidence.append(owner.evidence(model.line, f"builds {model.name}{borrowed_from}; no training call "
                                                        "on it found in this file"))
@@ -314,9 +314,9 @@ _STDLIB = set(getattr(__import__("sys"), "stdlib_module_names", ()))
 
 
 def _unsupported(facts: Facts) -> _Verdict:
-    where: _Where = facts.where  # type: ignore[attr-defined]
+    where: _Where = facts.where
     third_party: list[tuple[str, int]] = []
-    folder = getattr(facts, "path", Path(".")).parent
+    folder = (facts.path or Path("model.py")).parent
     for top, line in facts.imports:
         local = (folder / f"{top}.py").is_file() or (folder / top).is_dir()
         if top not in _STDLIB and not local and top not in (name for name, _ in third_party):
@@ -350,8 +350,8 @@ def _sibling_files(path: Path, facts: Facts) -> list[Path]:
 def _facts_of(path: Path) -> tuple[Facts, bool, list[Evidence]]:
     source = read_source(path)
     facts, where, degraded, notes = _read_facts(source)
-    facts.where = where  # type: ignore[attr-defined]
-    facts.path = path  # type: ignore[attr-defined]
+    facts.where = where
+    facts.path = path
     return facts, degraded, notes
 
 
