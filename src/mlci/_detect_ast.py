@@ -128,7 +128,8 @@ class Facts:
         tops = self.imported_frameworks()
         if name in TORCH_BARE and "torch" in tops and (name not in KERAS_BARE or not tops & {"keras", "tensorflow"}):
             return f"torch.nn.{name}"
-        if name in KERAS_BARE:
+        keras_seen = bool(tops & {"keras", "tensorflow", "tf_keras"})
+        if name in KERAS_BARE and (keras_seen or ("torch" not in tops and name not in ("Model", "Sequential"))):
             return f"keras.{KERAS_BARE[name]}.{name}"
         if name in SKLEARN_BARE:
             return f"sklearn.{SKLEARN_BARE[name]}.{name}"
