@@ -326,3 +326,13 @@ def test_damaged_cases_never_crash(tmp_path: Path, source: Path, edits: list):
     path = tmp_path / f"damaged{source.suffix or '.py'}"
     path.write_bytes(bytes(data))
     _outcome(path)
+
+
+def test_folder_with_several_trainers_prefers_the_model_module_and_says_so(tmp_path: Path):
+    (tmp_path / "baseline.py").write_bytes((CASES_DIR / "crlf.py").read_bytes())
+    (tmp_path / "model.py").write_bytes((CASES_DIR / "module_build_model_keras.py").read_bytes())
+    (tmp_path / "plots.py").write_text("import matplotlib.pyplot as plt\nplt.plot([1, 2])\n")
+    detection = detect(tmp_path)
+    assert (detection.entry.name, detection.framework, detection.mode) == ("model.py", "keras", "module")
+    assert detection.evidence[-1].why == (f"entry of {tmp_path.name}/: the only one defining build_model of the "
+                                          "files that train (also baseline.py); set entry in mlci.toml to choose")

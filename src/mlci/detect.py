@@ -415,9 +415,14 @@ def _entry_of_folder(folder: Path, config: "Config | None") -> tuple[Path, Detec
     if len(trainers) > 1:
         modules = [d for d in trainers if d.mode == "module"]
         named = [d for d in trainers if d.entry.stem in ("train", "main", "model", "run")]
-        for preferred in (modules, named):
+        for preferred, why in ((modules, "the only one defining build_model"),
+                               (named, "the only one named train, main, model or run")):
             if len(preferred) == 1:
-                return preferred[0].entry, preferred[0]
+                chosen = preferred[0]
+                others = ", ".join(d.entry.name for d in trainers if d is not chosen)
+                chosen.evidence.append(Evidence(chosen.entry.name, 0, "", f"entry of {folder.name}/: {why} of the "
+                                                f"files that train (also {others}); set entry in mlci.toml to choose"))
+                return chosen.entry, chosen
         names = ", ".join(str(d.entry.relative_to(folder)) for d in trainers[:5])
         raise DetectionError(f"{folder}: several files train a model ({names})",
                              hint=f"name the entry in {folder}/mlci.toml: entry = "
