@@ -295,8 +295,6 @@ class AstFacts(Facts):
             elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
                     and node.value.id in ("self", "cls"):
                 self.refs[scope].add(node.attr)  # self.add_conv_block(model) builds layers too
-            elif isinstance(node, ast.Global):
-                pass
             stack.extend((child, scope) for child in ast.iter_child_nodes(node))
 
     def _alias_assignments(self) -> None:
@@ -541,7 +539,7 @@ class AstFacts(Facts):
         tops = set(self.imported_frameworks())
         if any("torch" in names for names in self.refs.values()) and "torch" not in self.bound:
             tops.add("torch")  # `torch.device(...)` with the import hidden in a star import of a helper
-        for name, entries in self.classes.items():
+        for name in self.classes:
             self.constructed.extend(self.class_type(name))
         for call, scope in self.calls:
             func = call.func
