@@ -186,6 +186,7 @@ class AstFacts(Facts):
         self.def_names: dict[int, str] = {}
         self._memo: dict[tuple[int, int], frozenset[Model]] = {}
         self._active: set[tuple[int, int]] = set()
+        self._by_name: dict[str, list[tuple[ast.Call, int]]] | None = None
         self._walk(tree)
         self._alias_assignments()
         self._collect()
@@ -477,17 +478,23 @@ class AstFacts(Facts):
         if params and params[0] in ("self", "cls") and self.kind[self.parent[function_scope] or 0] == "class":
             index -= 1
         found: set[Model] = set()
-        for call, call_scope in self.calls:
-            func = call.func
-            called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-            if called != function:
-                continue
+        for call, call_scope in self._calls_by_name().get(function, []):
             for keyword in call.keywords:
                 if keyword.arg == name:
                     found |= self.type_of(keyword.value, call_scope, depth)
             if 0 <= index < len(call.args) and not isinstance(call.args[index], ast.Starred):
                 found |= self.type_of(call.args[index], call_scope, depth)
         return found
+
+    def _calls_by_name(self) -> dict[str, list[tuple[ast.Call, int]]]:
+        if self._by_name is None:
+            self._by_name = defaultdict(list)
+            for call, scope in self.calls:
+                func = call.func
+                name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+                if name:
+                    self._by_name[name].append((call, scope))
+        return self._by_name
 
     def elements_of(self, expr: ast.AST, scope: int) -> list[tuple[ast.expr, int]]:
         if isinstance(expr, (ast.List, ast.Tuple, ast.Set)):
