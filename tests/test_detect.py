@@ -336,3 +336,14 @@ def test_folder_with_several_trainers_prefers_the_model_module_and_says_so(tmp_p
     assert (detection.entry.name, detection.framework, detection.mode) == ("model.py", "keras", "module")
     assert detection.evidence[-1].why == (f"entry of {tmp_path.name}/: the only one defining build_model of the "
                                           "files that train (also baseline.py); set entry in mlci.toml to choose")
+
+
+def test_a_pipe_is_refused_without_blocking(tmp_path: Path):
+    import os
+
+    fifo = tmp_path / "model.py"
+    os.mkfifo(fifo)
+    with pytest.raises(DetectionError) as info:
+        detect(fifo)
+    assert str(info.value) == (f"{fifo}: is not a regular file (a device, socket or pipe); pass a model .py file, "
+                               "a notebook or a folder")

@@ -456,6 +456,9 @@ def detect(path: Path, *, config: "Config | None" = None) -> Detection:
     path = Path(path)
     if not path.exists():
         raise UsageError(f"{path}: no such file or folder", hint="pass a model .py file, a notebook or a folder")
+    if not path.is_dir() and not path.is_file():
+        raise DetectionError(f"{path}: is not a regular file (a device, socket or pipe)",
+                             hint="pass a model .py file, a notebook or a folder")
     if config is None:
         from mlci.config import load_config
 
