@@ -89,7 +89,7 @@ def test_syntax_error_is_said_in_the_evidence():
 def test_token_scan_is_said_in_the_evidence():
     detection = detect(CASES_DIR / "unparsable_token_scan.py")
     assert detection.fallback
-    assert any(item.why.startswith("token scan: no AST could be built") for item in detection.evidence)
+    assert any(item.why.startswith("fallback to a token scan: no AST could be built") for item in detection.evidence)
 
 
 @pytest.mark.slow  # writes and scans 10 MB: several seconds on a shared machine

@@ -98,8 +98,8 @@ def _read_facts(source: Source) -> tuple[Facts, _Where, bool, list[Evidence]]:
     notes = [Evidence(source.chunks[0].label, 0, "", note) for note in source.notes]
     total = sum(len(chunk.text) for chunk in source.chunks)
     if total > AST_LIMIT:
-        notes.append(Evidence(source.chunks[0].label, 0, "", f"token scan: {total / 1e6:.1f} MB of code is over "
-                              f"the {AST_LIMIT / 1e6:.0f} MB AST limit"))
+        notes.append(Evidence(source.chunks[0].label, 0, "", f"fallback to a token scan: {total / 1e6:.1f} MB of "
+                              f"code is over the {AST_LIMIT / 1e6:.0f} MB AST limit"))
         return _token_facts(where), where, True, notes
     body: list[ast.stmt] = []
     degraded = False
@@ -108,21 +108,21 @@ def _read_facts(source: Source) -> tuple[Facts, _Where, bool, list[Evidence]]:
         if tree is None:
             line, message = errors[-1] if errors else (0, "unparsable")
             notes.append(where.evidence(start + line if line else 0,
-                                        f"token scan: no AST could be built ({message} at line {line})"))
+                                        f"fallback to a token scan: no AST could be built ({message} at line {line})"))
             return _token_facts(where), where, True, notes
         if errors:
             degraded = True
             skipped = ", ".join(str(line) for line, _ in errors[:5]) + (" ..." if len(errors) > 5 else "")
-            notes.append(where.evidence(start + errors[0][0],
-                                        f"not valid Python 3 ({errors[0][1]}); AST built with line(s) {skipped} "
-                                        f"skipped"))
+            notes.append(where.evidence(start + errors[0][0], f"fallback: not valid Python 3 ({errors[0][1]}); "
+                                                              f"AST built with line(s) {skipped} skipped"))
         if start:
             ast.increment_lineno(tree, start)
         body.extend(tree.body)
     try:
         facts: Facts = AstFacts(ast.Module(body=body, type_ignores=[]))
     except RecursionError:
-        notes.append(Evidence(source.chunks[0].label, 0, "", "token scan: the code nests too deeply for the AST"))
+        notes.append(Evidence(source.chunks[0].label, 0, "",
+                              "fallback to a token scan: the code nests too deeply for an AST"))
         return _token_facts(where), where, True, notes
     return facts, where, degraded, notes
 
