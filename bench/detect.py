@@ -110,7 +110,8 @@ def main() -> int:
     totals.add_row("accuracy on the cases", f"{correct}/{len(cases)} = {summary['accuracy']:.1%}")
     totals.add_row("median time per case", f"{summary['median_seconds_per_case'] * 1000:.1f} ms")
     totals.add_row("slowest case", f"{summary['max_seconds_per_case'] * 1000:.1f} ms")
-    totals.add_row("10,000-line file (AST)", f"{long_seconds * 1000:.0f} ms -> {summary['ten_thousand_lines']['result']}")
+    totals.add_row("10,000-line file (AST)",
+                   f"{long_seconds * 1000:.0f} ms -> {summary['ten_thousand_lines']['result']}")
     totals.add_row(f"{big_size / 1e6:.1f} MB file (token scan)",
                    f"{big_seconds * 1000:.0f} ms -> {summary['ten_megabytes']['result']}")
     console.print(totals)

@@ -110,7 +110,8 @@ def test_ten_megabyte_file_is_read_by_token_scan(tmp_path: Path):
 def test_missing_path_is_a_usage_error(tmp_path: Path):
     with pytest.raises(UsageError) as info:
         detect(tmp_path / "nope.py")
-    assert str(info.value) == f"{tmp_path / 'nope.py'}: no such file or folder; pass a model .py file, a notebook or a folder"
+    assert str(info.value) == (f"{tmp_path / 'nope.py'}: no such file or folder; pass a model .py file, a notebook "
+                               "or a folder")
     assert info.value.exit_code == EXIT_USAGE
 
 
@@ -161,7 +162,8 @@ def test_notebook_without_code_cells(tmp_path: Path):
     path.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": "# Conv2D"}], "nbformat": 4}))
     with pytest.raises(DetectionError) as info:
         detect(path)
-    assert str(info.value) == "notes.ipynb: the notebook has no code cells; add the code that builds and trains the model"
+    assert str(info.value) == ("notes.ipynb: the notebook has no code cells; add the code that builds and trains "
+                               "the model")
 
 
 def test_folder_errors(tmp_path: Path):
