@@ -244,6 +244,14 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
             evidence.append(where.evidence(line, "trains a model whose kind is not visible here; "
                                                  f"{FRAMEWORK_NAMES[imported[0]]} is the only framework imported"))
             return _Verdict(imported[0], "classical" if imported[0] == "sklearn" else "ann", None, evidence, True)
+        if facts.module_mode and imported:
+            # the harness will call build_model; what it returns is not visible (it raises, or comes from
+            # elsewhere), so the framework the module imports is the best evidence left
+            line = next(line for top, line in facts.imports
+                        if top == imported[0] or imported[0] == "keras" and top == "tensorflow")
+            evidence.append(where.evidence(line, f"what build_model returns is not visible; the module imports "
+                                                 f"{FRAMEWORK_NAMES[imported[0]]}"))
+            return _Verdict(imported[0], "classical" if imported[0] == "sklearn" else "ann", None, evidence, True)
         if facts.signals.get("keras") and "tensorflow" in facts.imported_frameworks():
             line = facts.signals["keras"][0]
             evidence.append(where.evidence(line, "TensorFlow training code without a Keras model: runs in the "
