@@ -432,6 +432,8 @@ class AstFacts(Facts):
                                                                   "HalvingGridSearchCV", "HalvingRandomSearchCV")
                               or last or symbol.framework != "sklearn"):
                     return inner
+                if last and not inner:  # a Pipeline of scalers and encoders only: preprocessing
+                    return {self._model(symbol, call, scope, "transformer")}
                 return inner | {self._model(symbol, call, scope)}
             return set()
         if isinstance(func, ast.Name):
