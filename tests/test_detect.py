@@ -229,7 +229,9 @@ def test_cli_exit_codes():
     assert "mlci: error: " in result.output and "[images] numpy =" in result.output
     result = CliRunner().invoke(main, ["detect", str(CASES_DIR / "missing.py"), "--json"])
     assert result.exit_code == EXIT_USAGE
-    assert "no such file or folder" in result.output
+    assert json.loads(result.stdout) == {"error": f"{CASES_DIR / 'missing.py'}: no such file or folder; pass a "
+                                                  "model .py file, a notebook or a folder", "exit_code": 2}
+    assert "mlci: error: " in result.stderr
     result = CliRunner().invoke(main, ["detect", str(CASES_DIR / "keras_seq_cnn.py"), "--config", "/nonexistent.toml"])
     assert result.exit_code == EXIT_USAGE
 

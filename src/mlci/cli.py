@@ -462,8 +462,13 @@ def detect_command(path: Path, as_json: bool, config_file: Path | None) -> None:
     from mlci.config import load_config
     from mlci.detect import detect
 
-    config = load_config(None, config_file)[0] if config_file else None
-    detection = detect(path, config=config)
+    try:
+        config = load_config(None, config_file)[0] if config_file else None
+        detection = detect(path, config=config)
+    except MlciError as err:
+        if as_json:  # a script reading stdout gets an answer too; the one line still goes to stderr
+            click.echo(json.dumps({"error": err.one_line(), "exit_code": err.exit_code}))
+        raise
     if as_json:
         click.echo(json.dumps(detection.to_dict(), indent=2))
         return
