@@ -447,6 +447,8 @@ class AstFacts(Facts):
                 return set(self.type_of(func.value, scope, depth))
             if isinstance(func.value, ast.Name) and func.value.id in ("self", "cls") and func.attr in self.defs:
                 return self._returns_of(func.attr, depth)
+            if len(self.defs.get(func.attr, ())) == 1:  # LeNet.build(...), builder.get_model(): one such def here
+                return self._returns_of(func.attr, depth)
         return set()
 
     def _name_type(self, name: str, scope: int, depth: int) -> set[Model]:
