@@ -282,12 +282,14 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
             evidence.append(owner.evidence(item.line, f"trains {model.name} ({item.how})"))
         if len(seen) >= 2:
             break
-    if not trained and borrowed and models is borrowed and facts.unresolved_fits:
+    loop_lines = facts.signals.get(framework) or []
+    if not trained and borrowed and models is borrowed and (facts.unresolved_fits or loop_lines):
         first = chosen[0]
         owner = first.facts.where
         label, line, _ = owner.locate(first.line)
-        evidence.append(where.evidence(facts.unresolved_fits[0], f"trains {first.name}, built in {label} "
-                                                                 f"(line {line})"))
+        at = facts.unresolved_fits[0] if facts.unresolved_fits else max(loop_lines)
+        how = "" if facts.unresolved_fits else " in a training loop"
+        evidence.append(where.evidence(at, f"trains {first.name}{how}, built in {label} (line {line})"))
         evidence.append(owner.evidence(first.line, f"builds {first.name} (imported by {where.chunks[0].label})"))
     elif not trained:
         for model in chosen:
@@ -315,7 +317,8 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
         evidence.append(Evidence(where.chunks[0].label, 0, "",
                                  f"also uses {', '.join(outranked[:3])}; {FRAMEWORK_NAMES.get(framework, found)} "
                                  "decides the image"))
-    return _Verdict(framework, arch, found, evidence, bool(trained) or bool(facts.unresolved_fits and borrowed))
+    return _Verdict(framework, arch, found, evidence,
+                    bool(trained) or bool((facts.unresolved_fits or loop_lines) and models is borrowed))
 
 
 _STDLIB = set(getattr(__import__("sys"), "stdlib_module_names", ()))
