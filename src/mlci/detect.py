@@ -146,6 +146,7 @@ def _pick_framework(models: list[Model]) -> tuple[str, str | None]:
 
 
 def _layer_choice(layers: list[Layer]) -> tuple[str, Layer] | None:
+    layers = sorted(layers, key=lambda layer: layer.line)  # the first such layer in the file is the evidence
     for arch, weak in (("cnn", False), ("rnn", False), ("cnn", True), ("ann", False)):
         for layer in layers:
             if layer.symbol.arch == arch and layer.symbol.weak == weak:
