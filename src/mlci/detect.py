@@ -267,7 +267,7 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
     chosen = [model for model in models if (model.framework == framework or framework == "unsupported"
                                             and model.framework == found)]
     seen: set[str] = set()
-    for item in trained:
+    for item in sorted(trained, key=lambda t: (t.model.facts is not facts, t.model.line or t.line)):
         model = item.model
         if model not in chosen or model.name in seen:
             continue
