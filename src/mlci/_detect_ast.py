@@ -44,7 +44,7 @@ class Model:
     """A value known to be a model (or a fitted transformer) of one framework."""
 
     framework: str
-    name: str  # what a person reads: "keras.Sequential", "Net (torch.nn.Module subclass)"
+    name: str  # what a person reads: "keras.Sequential", "Net [torch.nn.Module subclass]"
     line: int  # where it is built
     scope: int  # the scope whose layers build it
     arch: str | None = None
@@ -68,12 +68,13 @@ class Layer:
 
 def display(symbol: Symbol) -> str:
     """`keras.Sequential`, `sklearn.SVC`, `torch.nn.Linear`: short, but the name a person would import."""
-    last = symbol.name.rsplit(".", 1)[-1]
+    name = symbol.name.removesuffix(".from_pretrained").removesuffix(".from_config")
+    last = name.rsplit(".", 1)[-1]
     if symbol.framework in ("keras", "sklearn") and not symbol.name.startswith("tensorflow."):
         return f"{symbol.framework}.{last}"
-    if symbol.name.startswith("tensorflow.") and symbol.framework == "keras" and ".keras." in symbol.name:
+    if name.startswith("tensorflow.") and symbol.framework == "keras" and ".keras." in name:
         return f"keras.{last}"
-    return symbol.name
+    return name
 
 
 @dataclass
@@ -367,15 +368,15 @@ class AstFacts(Facts):
             for base in node.bases:
                 symbol = classify(self.resolve(base))
                 if symbol is not None and symbol.role == "model":
-                    found.add(Model(symbol.framework, f"{node.name} ({display(symbol)} subclass)", node.lineno,
+                    found.add(Model(symbol.framework, f"{node.name} [{display(symbol)} subclass]", node.lineno,
                                     sid, None, "model", self))
                 elif symbol is not None and symbol.framework == "sklearn" and symbol.role == "util" \
                         and symbol.name.endswith(("BaseEstimator", "ClassifierMixin", "RegressorMixin")):
-                    found.add(Model("sklearn", f"{node.name} (scikit-learn estimator)", node.lineno, sid,
+                    found.add(Model("sklearn", f"{node.name} [scikit-learn estimator]", node.lineno, sid,
                                     "classical", "model", self))
                 elif isinstance(base, ast.Name) and base.id in self.classes and base.id != name:
                     for model in self.class_type(base.id, depth + 1):
-                        found.add(Model(model.framework, f"{node.name} ({model.name.split(' ')[0]} subclass)",
+                        found.add(Model(model.framework, f"{node.name} [{model.name.split(' [')[0]} subclass]",
                                         node.lineno, sid, model.arch, "model", self))
         return found
 
