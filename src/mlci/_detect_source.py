@@ -216,6 +216,11 @@ def _python2_lines(lines: list[str]) -> list[int]:
     return changed
 
 
+def _expand_indent(line: str) -> str:
+    body = line.lstrip(" \t")
+    return line[: len(line) - len(body)].expandtabs(8) + body
+
+
 def parse(text: str, name: str) -> tuple[ast.Module | None, list[tuple[int, str]]]:
     """The AST of `text`, patching lines Python 3 rejects (Python 2 prints, a stray typo, merge markers).
 
@@ -225,7 +230,7 @@ def parse(text: str, name: str) -> tuple[ast.Module | None, list[tuple[int, str]
     lines = text.split("\n")
     patched: dict[int, int] = {}
     errors: list[tuple[int, str]] = []
-    python2_done = False
+    python2_done = tabs_done = False
     budget = max(3, min(MAX_REPAIRS, 20_000_000 // max(len(text), 1)))
     for _ in range(budget + 1):
         try:
@@ -234,6 +239,12 @@ def parse(text: str, name: str) -> tuple[ast.Module | None, list[tuple[int, str]
                 return ast.parse("\n".join(lines), filename=name), errors
         except SyntaxError as exc:
             lineno, message = exc.lineno, exc.msg
+            if isinstance(exc, TabError) and not tabs_done:
+                # Python 2 read a tab as "to the next multiple of 8": do the same, for the whole file at once
+                tabs_done = True
+                lines = [_expand_indent(line) for line in lines]
+                errors.append((0, message))  # line 0: the whole file was changed, no line skipped
+                continue
         except (ValueError, RecursionError, MemoryError, OverflowError) as exc:
             return None, errors + [(0, type(exc).__name__)]
         if not python2_done and ("print" in message or "exception types" in message):

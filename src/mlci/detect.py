@@ -112,9 +112,13 @@ def _read_facts(source: Source) -> tuple[Facts, _Where, bool, list[Evidence]]:
             return _token_facts(where), where, True, notes
         if errors:
             degraded = True
-            skipped = ", ".join(str(line) for line, _ in errors[:5]) + (" ..." if len(errors) > 5 else "")
-            notes.append(where.evidence(start + errors[0][0], f"fallback: not valid Python 3 ({errors[0][1]}); "
-                                                              f"AST built with line(s) {skipped} skipped"))
+            fixed = [line for line, _ in errors if line > 0]
+            done = ["tabs read as Python 2 read them"] if len(fixed) < len(errors) else []
+            if fixed:
+                done.append("line(s) " + ", ".join(map(str, fixed[:5])) + (" ..." if len(fixed) > 5 else "")
+                            + " skipped")
+            notes.append(where.evidence(start + fixed[0] if fixed else 0, f"fallback: not valid Python 3 "
+                                        f"({errors[0][1]}); AST built with {' and '.join(done)}"))
         if start:
             ast.increment_lineno(tree, start)
         body.extend(tree.body)
