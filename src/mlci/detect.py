@@ -383,7 +383,7 @@ def _analyze(path: Path) -> Detection:
             except DetectionError:
                 continue
     verdict = _decide(facts, siblings)
-    evidence = (verdict.evidence + notes)[:MAX_EVIDENCE + len(notes)]
+    evidence = verdict.evidence[:MAX_EVIDENCE] + notes
     return Detection(verdict.framework, verdict.architecture, path, "module" if facts.module_mode else "script",
                      evidence, degraded, verdict.found, trains=verdict.trains)
 
