@@ -85,6 +85,7 @@ class Facts:
     constructed: list[Model] = field(default_factory=list)
     layers: list[Layer] = field(default_factory=list)
     imports: list[tuple[str, int]] = field(default_factory=list)  # (top package, line)
+    imported_names: list[str] = field(default_factory=list)  # "sklearn.metrics.accuracy_score", "tensorflow"
     local_imports: list[tuple[str, int]] = field(default_factory=list)  # modules that may be sibling files
     signals: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     unresolved_fits: list[int] = field(default_factory=list)
@@ -151,6 +152,8 @@ class Facts:
         top = module.split(".")[0] if module else ""
         if top and not level:
             self.imports.append((top, line))
+        if not level:
+            self.imported_names.extend([module] if names is None else [f"{module}.{name}" for name, _ in names])
         if names is None:
             if asname:
                 self.aliases[asname] = module

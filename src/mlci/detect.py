@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from mlci._detect_ast import AstFacts, Facts, Layer, Model, TokenFacts
 from mlci._detect_source import AST_LIMIT, Chunk, Source, parse, read_source, tokens
-from mlci._detect_vocab import SUPPORTED, UNSUPPORTED
+from mlci._detect_vocab import SUPPORTED, UNSUPPORTED, classify
 from mlci.errors import DetectionError, UsageError
 
 if TYPE_CHECKING:
@@ -244,10 +244,18 @@ def _decide(facts: Facts, siblings: list[Facts]) -> _Verdict:
             return _Verdict("keras", "ann", None, evidence, True)
         imported = [name for name in SUPPORTED if name in facts.imported_frameworks()
                     or name == "keras" and "tensorflow" in facts.imported_frameworks()]
+        if len(imported) > 1 and "sklearn" in imported and not any(
+                (symbol := classify(name)) and symbol.role in ("model", "wrapper", "train")
+                for name in facts.imported_names if name.startswith("sklearn")):
+            imported.remove("sklearn")  # only metrics, splits and scalers from scikit-learn: it trains nothing
+            besides = " (scikit-learn only for metrics, splits or preprocessing)"
+        else:
+            besides = ""
         if facts.unresolved_fits and len(imported) == 1:
             line = facts.unresolved_fits[0]
             evidence.append(where.evidence(line, "trains a model whose kind is not visible here; "
-                                                 f"{FRAMEWORK_NAMES[imported[0]]} is the only framework imported"))
+                                                 f"{FRAMEWORK_NAMES[imported[0]]} is the only framework imported"
+                                                 + besides))
             return _Verdict(imported[0], "classical" if imported[0] == "sklearn" else "ann", None, evidence, True)
         if facts.module_mode and imported:
             # the harness will call build_model; what it returns is not visible (it raises, or comes from
