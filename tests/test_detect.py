@@ -356,3 +356,24 @@ def test_a_pipe_is_refused_without_blocking(tmp_path: Path):
         detect(fifo)
     assert str(info.value) == (f"{fifo}: is not a regular file (a device, socket or pipe); pass a model .py file, "
                                "a notebook or a folder")
+
+
+def test_detection_never_imports_a_framework_or_the_users_code(tmp_path: Path):
+    """Pure AST: after detecting a Keras, a PyTorch and a side-effecting file, no framework is loaded."""
+    import os
+    import subprocess
+    import sys
+
+    marker = tmp_path / "ran.txt"
+    side_effect = tmp_path / "side_effect.py"
+    side_effect.write_text(f"open({str(marker)!r}, 'w').write('ran')\nimport tensorflow as tf\n"
+                           "tf.keras.Sequential([tf.keras.layers.Dense(1)]).fit(x, y)\n")
+    paths = [str(CASES_DIR / "keras_seq_cnn.py"), str(CASES_DIR / "torch_linear.py"), str(side_effect)]
+    code = ("import sys\nfrom mlci.detect import detect\n"
+            f"for path in {paths!r}:\n"
+            "    detect(path)\n"
+            "print(sorted(m for m in ('tensorflow', 'keras', 'torch') if m in sys.modules))\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "src")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert done.stdout.strip() == "[]"
+    assert not marker.exists()
