@@ -183,6 +183,7 @@ class AstFacts(Facts):
         self.values: dict[tuple[int, str], list[tuple[ast.expr, int]]] = defaultdict(list)
         self.elements: dict[tuple[int, str], list[tuple[ast.expr, int]]] = defaultdict(list)
         self.loops: dict[tuple[int, str], list[tuple[ast.expr, tuple[int, ...], int]]] = defaultdict(list)
+        self.unpacks: dict[tuple[int, str], list[tuple[ast.expr, tuple[int, ...], int]]] = defaultdict(list)
         self.params: dict[int, list[str]] = {}
         self.returns: dict[int, list[ast.expr]] = defaultdict(list)
         self.calls: list[tuple[ast.Call, int]] = []
@@ -228,9 +229,13 @@ class AstFacts(Facts):
             if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts):
                 for sub_target, sub_value in zip(target.elts, value.elts):
                     self._bind(sub_target, sub_value, scope)
-            else:
-                for sub_target in target.elts:
-                    self._bind(sub_target, None, scope)
+            else:  # model, history = train(...): element i of what the call returns
+                for index, sub_target in enumerate(target.elts):
+                    if isinstance(sub_target, ast.Name) and value is not None:
+                        self.bound.add(sub_target.id)
+                        self.unpacks[(scope, sub_target.id)].append((value, (index,), scope))
+                    else:
+                        self._bind(sub_target, None, scope)
         elif isinstance(target, ast.Starred):
             self._bind(target.value, None, scope)
 
@@ -460,11 +465,15 @@ class AstFacts(Facts):
         for sid in self._chain(scope):
             bindings = self.values.get((sid, name))
             loops = self.loops.get((sid, name))
-            if bindings or loops:
+            unpacks = self.unpacks.get((sid, name))
+            if bindings or loops or unpacks:
                 for value, value_scope in bindings or []:
                     found |= self.type_of(value, value_scope, depth)
                 for iterable, path, loop_scope in loops or []:
                     for item, item_scope in self._loop_items(iterable, path, loop_scope):
+                        found |= self.type_of(item, item_scope, depth)
+                for value, path, value_scope in unpacks or []:
+                    for item, item_scope in self._pick(self._results_of(value, value_scope), path):
                         found |= self.type_of(item, item_scope, depth)
                 return found
             if name in self.params.get(sid, []):
@@ -493,6 +502,15 @@ class AstFacts(Facts):
             if 0 <= index < len(call.args) and not isinstance(call.args[index], ast.Starred):
                 found |= self.type_of(call.args[index], call_scope, depth)
         return found
+
+    def _results_of(self, expr: ast.expr, scope: int) -> list[tuple[ast.expr, int]]:
+        """What an expression evaluates to, as code: a local function's return expressions, else itself."""
+        if isinstance(expr, ast.Call):
+            func = expr.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+            if name in self.defs and (isinstance(func, ast.Name) or len(self.defs[name]) == 1):
+                return [(value, sid) for sid in self.defs[name] for value in self.returns.get(sid, [])]
+        return [(expr, scope)]
 
     def _calls_by_name(self) -> dict[str, list[tuple[ast.Call, int]]]:
         if self._by_name is None:
