@@ -416,6 +416,10 @@ def test_images_build_skips_unchanged_images(engine):
     assert [(r.name, r.built) for r in again] == [("base", False), ("sklearn", False)]
     assert [r.image_id for r in again] == [r.image_id for r in first]
     assert [engine.images.get(f"mlci/{r.name}:latest").id for r in again] == [r.image_id for r in again]
+    built = mlci("images", "build", "sklearn")
+    assert built.returncode == 0, built.stderr
+    assert [line.split()[0] + " " + line.split()[-1] for line in built.stdout.splitlines()] == \
+           [f"{again[0].tag} unchanged", f"{again[1].tag} unchanged"]
     listed = mlci("images", "list")
     assert listed.returncode == 0 and "mlci/sklearn" in listed.stdout and "keras" in listed.stdout
 
