@@ -480,3 +480,13 @@ def test_docker_tests_fail_rather_than_skip_in_ci_without_an_engine():
                            f"{__file__}::test_run_sklearn_in_docker_end_to_end"],
                           cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "1 skipped" in done.stdout and "no Docker engine answers" in done.stdout
+
+
+def test_images_commands_without_an_engine_say_how_to_start_one():
+    for args in (("images", "build"), ("images", "list")):
+        done = mlci(*args, env=NO_ENGINE)
+        assert done.returncode == 7
+        assert done.stderr.strip() == ("mlci: error: no Docker engine answers at unix:///nonexistent/"
+                                       "mlci-test-docker.sock (no such file or directory); start one with "
+                                       "`sudo scripts/docker-setup.sh` (or `sudo dockerd &`), or point DOCKER_HOST "
+                                       "at a running engine")

@@ -74,9 +74,12 @@ def default_wheelhouse(root: Path) -> Path:
 
 def client_or_error():
     """A Docker client that answers, or a RunnerError saying how to get one."""
-    from mlci.runners.docker import connect
-
-    return connect()
+    try:
+        from mlci.runners.docker import connect
+    except ImportError as exc:
+        raise RunnerError(f"building images needs the 'docker' package ({exc})",
+                          hint="pip install 'mlci[docker]'") from None
+    return connect(for_training=False)
 
 
 # ----------------------------------------------------------------------------- base image

@@ -26,21 +26,23 @@ MODEL_MOUNT, TRIAL_MOUNT = "/model", "/trial"
 IMAGE_USER = "1000:1000"  # the `mlci` user of dockerfiles/base
 LOG_NAME = "log.txt"
 HOW_TO_START = ("start one with `sudo scripts/docker-setup.sh` (or `sudo dockerd &`), or point DOCKER_HOST at a "
-                "running engine; or train without Docker: --runner local")
+                "running engine")
+TRAIN_LOCALLY = "; or train without Docker: --runner local"
 
 
 def engine_address() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
-def connect(timeout: float = 60.0) -> docker.DockerClient:
+def connect(timeout: float = 60.0, *, for_training: bool = True) -> docker.DockerClient:
     """A client whose engine answered a ping, or a RunnerError saying how to start one."""
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()
         return client
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
-        raise RunnerError(f"no Docker engine answers at {engine_address()} ({_reason(exc)})", hint=HOW_TO_START) from None
+        raise RunnerError(f"no Docker engine answers at {engine_address()} ({_reason(exc)})",
+                          hint=HOW_TO_START + (TRAIN_LOCALLY if for_training else "")) from None
 
 
 def engine_answers(timeout: float = 3.0) -> bool:
