@@ -98,7 +98,14 @@ def spec_for(run: Run, trial: Trial, config: Config) -> LaunchSpec:
                       model_file=Path(record.model_file), source_dir=Path(record.source_dir),
                       trial_dir=trial.dir.resolve(), framework=record.kind.framework if record.kind else "keras",
                       dataset=config.dataset, seed=config.seed, image=record.image, resources=config.resources,
-                      env={"MLCI_METRIC": config.metric})
+                      env={"MLCI_METRIC": config.metric, **_data_env(config)})
+
+
+def _data_env(config: Config) -> dict[str, str]:
+    """[data] for script mode travels as environment: the harness in a container has no mlci.toml of ours."""
+    from mlci.script import DataSettings
+
+    return DataSettings(config.data.serve_keras_mnist, list(config.data.accuracy_files)).env()
 
 
 def launch_trial(run: Run, trial: Trial, runner: Runner, config: Config) -> str:

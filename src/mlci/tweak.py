@@ -18,10 +18,21 @@ from mlci.strategies import get_strategy, past_trials
 
 
 def module_defaults(model_file: Path) -> dict[str, Any]:
-    """The model's HPARAMS literal, read from the source without importing it (no TensorFlow start-up)."""
+    """The model's HPARAMS literal, read from the source without importing it (no TensorFlow start-up).
+
+    For a plain script (no build_model): the knobs the rewriter finds (epochs, units, ...).
+    """
+    from mlci.rewrite import is_script, scan
+
     try:
-        tree = ast.parse(Path(model_file).read_bytes())
-    except (OSError, SyntaxError, ValueError):
+        source = Path(model_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    if is_script(source):
+        return scan(source, str(model_file)).hparams()
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
         return {}
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
