@@ -419,8 +419,17 @@ def is_script(source: str) -> bool:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return True
-    return not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "build_model"
-                   for n in tree.body)
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "build_model":
+            return False
+        # build_model imported or assigned at top level also makes a model module
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                (a.asname or a.name) == "build_model" for a in node.names):
+            return False
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "build_model"
+                                                for t in node.targets):
+            return False
+    return True
 
 
 # ----------------------------------------------------------------------------- writing
