@@ -373,3 +373,19 @@ def test_pipeline_restarts_a_killed_script_trial_and_it_resumes(tmp_path):
     assert len(trial.state().restarts) == 1
     metrics = trial.metrics()
     assert metrics.resumed_from_epoch >= 2 and metrics.epochs_done == 6 and metrics.source == "keras-evaluate"
+
+
+def test_epochs_is_added_only_to_a_keras_models_fit_never_to_a_scalers():
+    source = ("import keras\nfrom sklearn.preprocessing import StandardScaler\nscaler = StandardScaler()\n"
+              "scaler.fit(X)\nnet = keras.Sequential([keras.layers.Dense(10)])\nnet.fit(X, y)\n")
+    result = rewrite(source, {"epochs": 3, "dense_layers": 0})
+    assert "scaler.fit(X)\n" in result.source and "net.fit(X, y, epochs=3)\n" in result.source
+
+
+def test_build_model_defined_imported_or_assigned_means_module_mode():
+    from mlci.rewrite import is_script
+
+    assert not is_script("def build_model(hp):\n    pass\n")
+    assert not is_script("from models.cnn import build_model\n")
+    assert not is_script("build_model = make_builder()\n")
+    assert is_script("import keras\nmodel = keras.Sequential()\n")

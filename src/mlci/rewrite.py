@@ -194,6 +194,8 @@ class _Reader(cst.CSTVisitor):
         self.unresolved: list[Unresolved] = []
         self.imports: set[str] = set()
         self.sklearn_names: set[str] = set()  # variables bound to scikit-learn estimators
+        self.keras_names: set[str] = set()  # variables bound to Sequential(...), Model(...), a local builder
+        self.functions: set[str] = set()
         self.layer_calls: list[cst.Call] = []
 
     def line(self, node: cst.CSTNode) -> int:
@@ -218,6 +220,12 @@ class _Reader(cst.CSTVisitor):
                 self.constants.setdefault(target.target.value, []).append((node.value, self.line(node)))
                 if isinstance(node.value, cst.Call) and _name(node.value.func) in SKLEARN_KNOBS:
                     self.sklearn_names.add(target.target.value)
+                if isinstance(node.value, cst.Call) and (_name(node.value.func) in MODEL_BUILDERS | {"Model"}
+                                                         or _name(node.value.func) in self.functions):
+                    self.keras_names.add(target.target.value)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.functions.add(node.name.value)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         if isinstance(node.target, cst.Name):
@@ -250,9 +258,10 @@ class _Reader(cst.CSTVisitor):
     def _fit(self, node: cst.Call) -> None:
         receiver = node.func.value if isinstance(node.func, cst.Attribute) else None
         has_epochs = _arg(node, ("epochs", "nb_epoch"), None) is not None
-        if not has_epochs and (not self.imports & KERAS_MODULES
-                               or (isinstance(receiver, cst.Name) and receiver.value in self.sklearn_names)):
-            return  # a scikit-learn fit: no epochs
+        name = receiver.value if isinstance(receiver, cst.Name) else ""
+        keras_model = name in self.keras_names or ("model" in name.lower() and name not in self.sklearn_names)
+        if not has_epochs and not (self.imports & KERAS_MODULES and keras_model):
+            return  # a scikit-learn fit (a scaler, an estimator): it takes no epochs
         self._knob(node, "epochs", ("epochs", "nb_epoch"), None, default=1, insert=True)
 
     def _knob(self, call: cst.Call, knob: str, keyword, position: int | None, *, default: Any = None,
