@@ -294,6 +294,7 @@ def test_mlci_run_captures_the_metric_then_retrains_a_rewritten_copy(tmp_path, n
     done = mlci("run", str(SCRIPTS / name), "--home", str(tmp_path / "store"), "--threshold", "0.999",
                 "--max-trials", "2", "--no-notify", "-q", timeout=300)
     assert done.returncode == 3, done.stdout + done.stderr  # budget spent below a threshold no script reaches
+    assert "mlci: script mode: knobs tweak can rewrite: " in done.stderr
     run = RunStore(tmp_path / "store").runs()[0]
     assert run.record().kind.mode == "script"
     baseline, tweaked = run.trial(0), run.trial(1)

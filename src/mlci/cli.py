@@ -356,7 +356,7 @@ def check(run_id, trial_number, home):
 @handle_errors
 def tweak(run_id, home, properties, explain_file):
     """Job 4: write the next trial's hyperparameters (exit 3 when the budget is spent)."""
-    from mlci.tweak import budget_left, tweak as propose
+    from mlci.tweak import budget_left, script_knobs, tweak as propose
 
     if explain_file is not None:
         _explain(explain_file)
@@ -369,6 +369,9 @@ def tweak(run_id, home, properties, explain_file):
     if trial is None:
         ok, why = budget_left(run_)
         click.echo(f"no next trial: {why or 'the strategy has nothing left to try'}")
+        knobs = script_knobs(Path(run_.record().model_file))
+        if knobs and not why:
+            click.echo(knobs)
         if run_.record().status not in ("met",):
             run_.update(status="exhausted", finished_at=__import__("mlci.store").store.now_iso())
         sys.exit(3)

@@ -19,7 +19,7 @@ from mlci.errors import (EXIT_BELOW_THRESHOLD, EXIT_OK, EXIT_TRIAL_FAILED, MlciE
 from mlci.runners import LaunchSpec, Runner, Status, get_runner
 from mlci.store import (HparamsRecord, Kind, MetricsRecord, Restart, Run, RunRecord, RunStore, Trial, TrialState,
                         file_hash, make_run_id, now_iso)
-from mlci.tweak import budget_left, module_defaults, tweak
+from mlci.tweak import budget_left, module_defaults, script_knobs, tweak
 
 RESTART_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)
 
@@ -304,6 +304,9 @@ def _loop(run: Run, runner: Runner, config: Config, events: Events) -> tuple[str
         trial = next_trial(run)
         if trial is None and not run.trials():
             trial = baseline_trial(run)
+            knobs = script_knobs(Path(run.record().model_file))
+            if knobs:
+                events.notice(knobs)
         if trial is None:
             best = run.record()
             if best.best_value is not None and meets(best.best_value, config.threshold, config.metric):

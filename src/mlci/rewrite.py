@@ -119,6 +119,15 @@ class Scan:
                 values["conv_blocks"] = len(box.convs)
         return values
 
+    def summary(self) -> str:
+        """One line: each knob with its value and line, then what is not tunable."""
+        box = self.container
+        knobs = [f"{s.knob}={s.value!r} (line {s.line})" for s in self.sites]
+        knobs += [f"{k}={v} (line {box.line})" for k, v in self.hparams().items() if k in ("dense_layers", "conv_blocks")]
+        untouched = [f"{u.knob} (line {u.line})" for u in self.unresolved]
+        return (f"knobs tweak can rewrite: {', '.join(knobs) or 'none'}"
+                + (f"; not tunable: {', '.join(untouched)}" if untouched else ""))
+
     def lines(self) -> list[str]:
         """What `mlci tweak --explain` prints: every knob with file:line, then what could not be used."""
         shown = []

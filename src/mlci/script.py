@@ -554,7 +554,7 @@ def train_script(trial_dir: Path, script: Path, *, seed: int = 0, metric: str = 
     framework = "keras" if capture is not None else "sklearn" if "sklearn" in source else None
     metrics = MetricsRecord(trial=record.trial, metric=metric, value=found.value, accuracy=found.accuracy,
                             loss=found.loss, history=capture.history if capture else {},
-                            epochs_done=capture.epochs_done if capture else 0,
+                            epochs_done=capture.epochs_done if capture else 1,
                             resumed_from_epoch=capture.resumed_from_epoch if capture else None,
                             train_seconds=round(train_seconds, 3), framework=framework, source=found.source,
                             import_seconds=round(time.perf_counter() - started_clock - train_seconds, 3),

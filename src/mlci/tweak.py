@@ -45,6 +45,22 @@ def module_defaults(model_file: Path) -> dict[str, Any]:
     return {}
 
 
+def script_knobs(model_file: Path) -> str | None:
+    """One line for a plain script: the knobs tweak can rewrite (file:line), or why there are none."""
+    from mlci.rewrite import is_script, scan
+
+    try:
+        source = Path(model_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not is_script(source):
+        return None
+    found = scan(source, Path(model_file).name)
+    if found.error:
+        return f"script mode: {found.error}; it trains as written and cannot be tweaked"
+    return f"script mode: {found.summary()}"
+
+
 def run_config(run: Run) -> Config:
     return validate_config(run.record().config, f"{run.record_path} (config)")
 
