@@ -28,18 +28,18 @@ SCRIPTS = Path(__file__).parent / "scripts"
 
 # script -> (where its metric comes from, the knobs mlci finds in it)
 EXPECTED = {
-    "keras_seq_add.py": ("keras-evaluate", {"units": 16, "epochs": 1, "dense_layers": 1}),
+    "keras_seq_add.py": ("keras-evaluate", {"units": 16, "learning_rate": 0.001, "epochs": 1, "dense_layers": 1}),
     "keras_seq_list.py": ("file:accuracy.txt", {"units": 32, "dropout": 0.5, "learning_rate": 0.0005, "epochs": 2,
                                                 "dense_layers": 1}),
     "keras_functional.py": ("stdout", {"units": 24, "learning_rate": 0.001, "epochs": 1, "dense_layers": 1}),
-    "keras_star_cnn.py": ("file:result.txt", {"filters": 4, "kernel_size": 3, "epochs": 1, "dense_layers": 0,
-                                              "conv_blocks": 1}),
-    "keras_cnn_validation.py": ("keras-fit (validation)", {"filters": 4, "kernel_size": 3, "epochs": 1,
-                                                           "dense_layers": 0, "conv_blocks": 1}),
-    "keras_hparams_file.py": ("metrics.json", {"units": 8, "dense_layers": 1}),
+    "keras_star_cnn.py": ("file:result.txt", {"filters": 4, "kernel_size": 3, "learning_rate": 0.001, "epochs": 1,
+                                              "dense_layers": 0, "conv_blocks": 1}),
+    "keras_cnn_validation.py": ("keras-fit (validation)", {"filters": 4, "kernel_size": 3, "learning_rate": 0.01,
+                                                           "epochs": 1, "dense_layers": 0, "conv_blocks": 1}),
+    "keras_hparams_file.py": ("metrics.json", {"units": 8, "learning_rate": 0.001, "dense_layers": 1}),
     "keras_digits_default_epochs.py": ("keras-evaluate", {"units": 16, "learning_rate": 0.05, "epochs": 1,
                                                           "dense_layers": 1}),
-    "keras_main_argparse.py": ("keras-evaluate", {"units": 12, "dense_layers": 1}),
+    "keras_main_argparse.py": ("keras-evaluate", {"units": 12, "learning_rate": 0.001, "dense_layers": 1}),
     "keras_loop_built.py": ("keras-evaluate", {"learning_rate": 0.001, "epochs": 1, "dense_layers": 0}),
     "sklearn_knn.py": ("stdout", {"n_neighbors": 150}),
     "sklearn_svc_result.py": ("file:result.txt", {"C": 0.001}),
@@ -71,7 +71,7 @@ def test_every_test_script_has_a_known_set_of_knobs():
 
 def test_explain_lists_knobs_with_file_and_line_and_what_it_cannot_use():
     done = mlci("tweak", "--explain", str(SCRIPTS / "keras_star_cnn.py"), check=True)
-    assert "script mode; 5 knob(s)" in done.stdout
+    assert "script mode; 6 knob(s)" in done.stdout
     assert "keras_star_cnn.py:17: filters = 4  in Conv2D(4, (3, 3)" in done.stdout
     assert "keras_star_cnn.py:22: epochs = 1  in model.fit(" in done.stdout and "via EPOCHS = 1 (line 7)" in done.stdout
     loop = mlci("tweak", "--explain", str(SCRIPTS / "keras_loop_built.py"), check=True)
@@ -188,7 +188,7 @@ def test_rewrite_refuses_unknown_knobs_and_removing_layers_with_clear_messages()
     with pytest.raises(UsageError) as info:
         rewrite(source, {"filters": 64}, "keras_seq_add.py")
     assert info.value.one_line() == ("keras_seq_add.py: no place in the source for hparam(s) filters; tunable here: "
-                                     "dense_layers, epochs, units (`mlci tweak --explain keras_seq_add.py`)")
+                                     "dense_layers, epochs, learning_rate, units (`mlci tweak --explain keras_seq_add.py`)")
     with pytest.raises(UsageError, match=r"hparam 'dense_layers' = 0: mlci can add layers, not remove them"):
         rewrite(source, {"dense_layers": 0}, "keras_seq_add.py")
 
@@ -374,6 +374,16 @@ def test_pipeline_restarts_a_killed_script_trial_and_it_resumes(tmp_path):
     assert len(trial.state().restarts) == 1
     metrics = trial.metrics()
     assert metrics.resumed_from_epoch >= 2 and metrics.epochs_done == 6 and metrics.source == "keras-evaluate"
+
+
+def test_an_optimizer_named_by_a_string_is_written_out_with_the_new_learning_rate():
+    source = "import tensorflow as tf\nm = tf.keras.Sequential()\nm.compile(optimizer='adam', loss='mse')\n"
+    assert scan(source).hparams() == {"learning_rate": 0.001}  # Keras' default for Adam
+    result = rewrite(source, {"learning_rate": 0.0005})
+    assert "m.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=0.0005), loss='mse')" in result.source
+    plain = "from keras.models import Sequential\nm = Sequential()\nm.compile('sgd', 'mse')\n"
+    assert "m.compile(__import__(\"keras\").optimizers.SGD(learning_rate=0.005), 'mse')" in rewrite(
+        plain, {"learning_rate": 0.005}).source
 
 
 def test_epochs_is_added_only_to_a_keras_models_fit_never_to_a_scalers():

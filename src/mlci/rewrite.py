@@ -22,6 +22,8 @@ CONV = {"Conv1D", "Conv2D", "Conv3D", "Convolution1D", "Convolution2D", "Convolu
 POOL = {"MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "MaxPool1D", "MaxPool2D", "MaxPool3D",
         "AveragePooling2D", "AvgPool2D"}
 DROPOUT = {"Dropout"}
+OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "nadam": "Nadam", "adamax": "Adamax", "rmsprop": "RMSprop",
+                   "sgd": "SGD", "adagrad": "Adagrad", "adadelta": "Adadelta"}
 OPTIMIZERS = {"Adam": 0.001, "AdamW": 0.001, "Nadam": 0.001, "Adamax": 0.001, "RMSprop": 0.001, "SGD": 0.01,
               "Adagrad": 0.001, "Adadelta": 0.001}
 MODEL_BUILDERS = {"Sequential"}
@@ -57,6 +59,7 @@ class Site:
     keyword: str | None = None
     via: str | None = None  # "EPOCHS = 5 (line 3)" when the call names a module-level constant
     shape: int = 0  # kernel_size written as a tuple of this length (0: an int)
+    template: str | None = None  # the literal becomes this code: "keras.optimizers.Adam(learning_rate={value})"
 
 
 @dataclass
@@ -205,6 +208,7 @@ class _Reader(cst.CSTVisitor):
         self.sklearn_names: set[str] = set()  # variables bound to scikit-learn estimators
         self.keras_names: set[str] = set()  # variables bound to Sequential(...), Model(...), a local builder
         self.functions: set[str] = set()
+        self.keras_ref: str | None = None  # how this file names the keras module (keras, tf.keras, ...)
         self.layer_calls: list[cst.Call] = []
 
     def line(self, node: cst.CSTNode) -> int:
@@ -217,11 +221,22 @@ class _Reader(cst.CSTVisitor):
     # imports and module-level constants
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
-            self.imports.add(self.module.code_for_node(alias.name).split(".")[0])
+            dotted = self.module.code_for_node(alias.name)
+            self.imports.add(dotted.split(".")[0])
+            bound = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
+            if dotted in ("keras", "tensorflow.keras"):
+                self.keras_ref = self.keras_ref or bound or dotted
+            elif dotted == "tensorflow":
+                self.keras_ref = self.keras_ref or f"{bound or dotted}.keras"
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if node.module is not None:
             self.imports.add(self.module.code_for_node(node.module).split(".")[0])
+            if self.module.code_for_node(node.module) == "tensorflow" and not isinstance(node.names, cst.ImportStar):
+                for alias in node.names:
+                    if alias.name.value == "keras":
+                        bound = alias.asname.name.value if alias.asname else "keras"
+                        self.keras_ref = self.keras_ref or bound
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
@@ -255,7 +270,10 @@ class _Reader(cst.CSTVisitor):
             for keyword, position, default in SKLEARN_KNOBS[name]:
                 self._knob(node, keyword, keyword, position, default=default, insert=True)
         elif name in OPTIMIZERS:
-            self._knob(node, "learning_rate", ("learning_rate", "lr"), 0)
+            self._knob(node, "learning_rate", ("learning_rate", "lr"), 0, default=OPTIMIZERS[name],
+                       insert=bool(self.imports & KERAS_MODULES))
+        elif name == "compile" and isinstance(node.func, cst.Attribute) and self.imports & KERAS_MODULES:
+            self._optimizer_by_name(node)
         elif name in DROPOUT:
             self._knob(node, "dropout", "rate", 0)
         elif name in CONV:
@@ -272,6 +290,18 @@ class _Reader(cst.CSTVisitor):
         if not has_epochs and not (self.imports & KERAS_MODULES and keras_model):
             return  # a scikit-learn fit (a scaler, an estimator): it takes no epochs
         self._knob(node, "epochs", ("epochs", "nb_epoch"), None, default=1, insert=True)
+
+    def _optimizer_by_name(self, call: cst.Call) -> None:
+        """compile(optimizer="adam"): the learning rate is Keras' default until mlci writes the optimizer out."""
+        arg = _arg(call, "optimizer", 0)
+        if arg is None or not isinstance(arg.value, cst.SimpleString):
+            return
+        class_name = OPTIMIZER_NAMES.get(str(arg.value.evaluated_value).lower())
+        if class_name is None:
+            return
+        keras_ref = self.keras_ref or '__import__("keras")'
+        self.sites.append(Site("learning_rate", self.line(call), OPTIMIZERS[class_name], self.text(call), arg.value,
+                               call, "optimizer", template=f"{keras_ref}.optimizers.{class_name}(learning_rate={{value}})"))
 
     def _knob(self, call: cst.Call, knob: str, keyword, position: int | None, *, default: Any = None,
               insert: bool = False) -> None:
@@ -503,6 +533,8 @@ def rewrite(source: str, hparams: dict[str, Any], path: str = "model.py", new_pa
             expr = _number(value, like)
             if site.shape:
                 expr = cst.Tuple([cst.Element(_number(value, 1)) for _ in range(site.shape)])
+            if site.template:
+                expr = cst.parse_expression(site.template.format(value=repr(value)))
             if site.literal is None:
                 add_keyword.setdefault(id(site.call), []).append(
                     cst.Arg(expr, keyword=cst.Name(site.keyword), equal=cst.AssignEqual(
