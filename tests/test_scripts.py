@@ -386,6 +386,11 @@ def test_an_optimizer_named_by_a_string_is_written_out_with_the_new_learning_rat
         plain, {"learning_rate": 0.005}).source
 
 
+def test_epochs_given_by_position_is_rewritten_in_place():
+    source = "import keras\nmodel = keras.Sequential()\nmodel.fit(x, y, 128, 5)\n"
+    assert rewrite(source, {"epochs": 10}).source.endswith("model.fit(x, y, 128, 10)\n")
+
+
 def test_epochs_is_added_only_to_a_keras_models_fit_never_to_a_scalers():
     source = ("import keras\nfrom sklearn.preprocessing import StandardScaler\nscaler = StandardScaler()\n"
               "scaler.fit(X)\nnet = keras.Sequential([keras.layers.Dense(10)])\nnet.fit(X, y)\n")

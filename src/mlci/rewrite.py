@@ -284,12 +284,12 @@ class _Reader(cst.CSTVisitor):
 
     def _fit(self, node: cst.Call) -> None:
         receiver = node.func.value if isinstance(node.func, cst.Attribute) else None
-        has_epochs = _arg(node, ("epochs", "nb_epoch"), None) is not None
+        has_epochs = _arg(node, ("epochs", "nb_epoch"), 3) is not None  # fit(x, y, batch_size, epochs)
         name = receiver.value if isinstance(receiver, cst.Name) else ""
         keras_model = name in self.keras_names or ("model" in name.lower() and name not in self.sklearn_names)
         if not has_epochs and not (self.imports & KERAS_MODULES and keras_model):
             return  # a scikit-learn fit (a scaler, an estimator): it takes no epochs
-        self._knob(node, "epochs", ("epochs", "nb_epoch"), None, default=1, insert=True)
+        self._knob(node, "epochs", ("epochs", "nb_epoch"), 3, default=1, insert=True)
 
     def _optimizer_by_name(self, call: cst.Call) -> None:
         """compile(optimizer="adam"): the learning rate is Keras' default until mlci writes the optimizer out."""

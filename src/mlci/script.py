@@ -492,6 +492,7 @@ def train_script(trial_dir: Path, script: Path, *, seed: int = 0, metric: str = 
     runnable.write_text(source, encoding="utf-8")
 
     seed = int(record.hparams.get("seed", seed))
+    os.environ.setdefault("MPLBACKEND", "Agg")  # plt.show() in a script must not wait for a window
     removers: list[Callable[[], None]] = []
     capture: KerasCapture | None = None
     saved = (os.getcwd(), list(sys.argv), list(sys.path), sys.stdout)
