@@ -40,6 +40,8 @@ EXPECTED = {
     "keras_digits_default_epochs.py": ("keras-evaluate", {"units": 16, "learning_rate": 0.05, "epochs": 1,
                                                           "dense_layers": 1}),
     "keras_main_argparse.py": ("keras-evaluate", {"units": 12, "learning_rate": 0.001, "dense_layers": 1}),
+    "keras_assignment_style.py": ("file:accuracy.txt", {"units": 16, "learning_rate": 0.001, "epochs": 1,
+                                                        "dense_layers": 1}),
     "keras_loop_built.py": ("keras-evaluate", {"learning_rate": 0.001, "epochs": 1, "dense_layers": 0}),
     "sklearn_knn.py": ("stdout", {"n_neighbors": 150}),
     "sklearn_svc_result.py": ("file:result.txt", {"C": 0.001}),

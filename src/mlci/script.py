@@ -227,6 +227,7 @@ def install_keras_hooks(keras: Any, trial_dir: Path, capture: KerasCapture, hear
         finally:
             capture.depth -= 1
         rows = _read_rows(epoch_log)
+        _full_history(result, rows)
         capture.model = self
         capture.history = _history(rows)
         capture.epochs_done = len(rows)
@@ -263,6 +264,20 @@ def install_keras_hooks(keras: Any, trial_dir: Path, capture: KerasCapture, hear
     return remove
 
 
+def _full_history(history: Any, rows: list[dict[str, Any]]) -> None:
+    """The History a script reads covers every epoch, those before a resume too, as numpy scalars.
+
+    A resumed fit reports only the epochs it ran (none when it had finished before the kill), and
+    Keras 3 keeps Python floats where Keras 2 kept numpy scalars (scripts call np.array2string on them).
+    """
+    import numpy as np
+
+    if not hasattr(history, "history") or not rows:
+        return
+    history.history = {key: [np.float64(v) for v in values] for key, values in _history(rows).items()}
+    history.epoch = [int(row.get("epoch", i)) for i, row in enumerate(rows)]
+
+
 def _is_number(value: Any) -> bool:
     try:
         return math.isfinite(float(value))
@@ -282,6 +297,62 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             break  # a line torn by a kill
     return rows
+
+
+def install_keras2_compat(keras: Any, echo: Echo) -> Callable[[], None]:
+    """What Keras 2 scripts still write and Keras 3 refuses: keras.utils.np_utils, Adam(lr=...), decay=."""
+    from keras.src.optimizers import base_optimizer
+
+    sys.modules.setdefault("keras.utils.np_utils", keras.utils)
+    had_np_utils = hasattr(keras.utils, "np_utils")
+    if not had_np_utils:
+        keras.utils.np_utils = keras.utils
+    original_init = base_optimizer.BaseOptimizer.__init__
+
+    def init(self, *args, **kwargs):
+        if "lr" in kwargs:
+            rate = kwargs.pop("lr")
+            if args:
+                args = (rate,) + args[1:]
+            else:
+                kwargs["learning_rate"] = rate
+        if "decay" in kwargs:
+            echo(f"mlci: note: the optimizer's decay={kwargs.pop('decay')!r} (Keras 2) is ignored by Keras 3")
+        return original_init(self, *args, **kwargs)
+
+    base_optimizer.BaseOptimizer.__init__ = init
+
+    def remove() -> None:
+        base_optimizer.BaseOptimizer.__init__ = original_init
+        if sys.modules.get("keras.utils.np_utils") is keras.utils:
+            del sys.modules["keras.utils.np_utils"]
+        if not had_np_utils:
+            del keras.utils.np_utils
+
+    return remove
+
+
+def redirect_accuracy_writes(work: Path, names: set[str], echo: Echo) -> Callable[[], None]:
+    """open("/root/ws/accuracy.txt", "w") in a script made for one machine writes into the work folder instead."""
+    import builtins
+
+    original_open = builtins.open
+
+    def patched_open(file, mode="r", *args, **kwargs):
+        if (isinstance(file, (str, os.PathLike)) and isinstance(mode, str) and any(c in mode for c in "wax+")
+                and os.path.isabs(file) and os.path.basename(file) in names):
+            path = Path(file)
+            if path.parent.resolve() != work.resolve():
+                echo(f"mlci: {path} is written to {work / path.name} (the trial's work folder)")
+                file = work / path.name
+        return original_open(file, mode, *args, **kwargs)
+
+    builtins.open = patched_open
+
+    def remove() -> None:
+        builtins.open = original_open
+
+    return remove
 
 
 def mnist_arrays(spec: str, folder: Path, seed: int = 0):
@@ -515,8 +586,11 @@ def train_script(trial_dir: Path, script: Path, *, seed: int = 0, metric: str = 
                 keras.utils.set_random_seed(seed)
                 capture = KerasCapture()
                 removers.append(install_keras_hooks(keras, trial_dir, capture, heartbeat, echo))
+                removers.append(install_keras2_compat(keras, echo))
                 if settings.serve_keras_mnist:
                     removers.append(serve_keras_mnist(settings.serve_keras_mnist, script.parent, seed))
+            removers.append(redirect_accuracy_writes(work, {SCRIPT_METRICS, *ACCURACY_FILES, *(
+                Path(n).name for n in settings.accuracy_files)}, echo))
             os.chdir(work)
             sys.argv = [str(runnable)]
             sys.path.insert(0, str(work))
