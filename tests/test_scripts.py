@@ -444,3 +444,18 @@ def test_keras_datasets_mnist_load_data_returns_the_local_copy_while_served(tmp_
     finally:
         remove()
     assert keras.datasets.mnist.load_data is original
+
+
+def test_jenkins_steps_on_a_script_tweak_prints_the_rewrite_and_launch_trains_it(tmp_path):
+    """fetch → launch → tweak → launch, each its own process as the Jenkins jobs run them."""
+    home = str(tmp_path / "store")
+    created = mlci("fetch", str(SCRIPTS), "--model", "sklearn_knn.py", "--home", home, check=True)
+    env = {"RUN_ID": dict(line.split("=", 1) for line in created.stdout.split())["RUN_ID"]}
+    mlci("launch", "--wait", "--home", home, env=env, check=True)
+    tweaked = mlci("tweak", "--home", home, env=env, check=True)
+    assert "trial 1: ladder:n_neighbors (n_neighbors 150 -> 75)" in tweaked.stdout
+    assert "-knn = KNeighborsClassifier(n_neighbors=150)\n+knn = KNeighborsClassifier(n_neighbors=75)" in tweaked.stdout
+    mlci("launch", "--wait", "--home", home, env=env, check=True)
+    run = RunStore(tmp_path / "store").runs()[0]
+    assert run.trial(1).metrics().value > run.trial(0).metrics().value
+    assert "runs a rewritten copy" in run.trial(1).log_path.read_text()

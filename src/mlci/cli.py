@@ -377,6 +377,8 @@ def tweak(run_id, home, properties, explain_file):
         sys.exit(3)
     record = trial.hparams()
     click.echo(f"trial {trial.number}: {record.proposed_by}" + (f" ({record.change})" if record.change else ""))
+    if (trial.dir / "model.diff").exists():  # a script: the rewrite it will train
+        click.echo((trial.dir / "model.diff").read_text(encoding="utf-8").rstrip())
     _properties(properties, {"RUN_ID": run_id, "TRIAL": trial.number})
 
 

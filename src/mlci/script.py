@@ -157,6 +157,9 @@ class Tee(io.TextIOBase):
     def fileno(self) -> int:
         return self.stream.fileno()
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)  # buffer, errors, reconfigure, ... as the real stream has them
+
     def all_lines(self) -> list[str]:
         return list(self.lines) + ([self._partial] if self._partial.strip() else [])
 

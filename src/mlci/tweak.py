@@ -110,4 +110,22 @@ def tweak(run: Run, config: Config | None = None) -> Trial | None:
     trial = run.new_trial()
     trial.write_hparams(HparamsRecord(trial=trial.number, hparams=proposal.hparams, proposed_by=proposal.proposed_by,
                                       parent=proposal.parent, change=proposal.change, **proposal.extra))
+    _rewrite_script(trial, Path(run.record().model_file), proposal.hparams)
     return trial
+
+
+def _rewrite_script(trial: Trial, model_file: Path, hparams: dict[str, Any]) -> None:
+    """A script's proposal is also written out as trials/<n>/model.py + model.diff, for job 4's log.
+
+    The harness writes the same copy again before training (the rewrite is deterministic); a
+    rewrite that fails here fails that trial there, with the message in its log.
+    """
+    from mlci.errors import MlciError
+    from mlci.rewrite import is_script
+    from mlci.script import prepare_copy
+
+    try:
+        if is_script(model_file.read_text(encoding="utf-8")):
+            prepare_copy(trial.dir, model_file, hparams)
+    except (OSError, UnicodeDecodeError, MlciError):
+        pass
