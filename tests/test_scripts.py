@@ -321,7 +321,8 @@ def _fit_rows(folder: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["keras_seq_add.py", "keras_star_cnn.py"])
+@pytest.mark.parametrize("name", ["keras_seq_add.py", "keras_star_cnn.py", "keras_functional.py",
+                                  "keras_assignment_style.py"])
 def test_sigkill_mid_fit_resumes_a_keras_script_from_the_checkpoint_mlci_added(tmp_path, name):
     knobs = dict(EXPECTED[name][1], epochs=6)
     folder = trial_dir(tmp_path, knobs)
