@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export KERAS_HOME ?= $(CURDIR)/.cache/keras
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test test-fast bench clean
+.PHONY: setup run test test-fast bench clean lint-jenkinsfile
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,10 +24,19 @@ run: setup
 	$(BIN)/mlci run $(EXAMPLE) --home .mlci
 
 # ---- docker engine and images (issue 5) ----
+# docker-ready: engine (installed and started as root), base image, mlci images; reuses what exists.
+# With CI=true a failure fails the build; elsewhere (no root) a notice, and the docker tests skip.
+.PHONY: docker-ready images
+
+docker-ready: setup
+	scripts/docker-ready.sh $(BIN)/mlci
+
+images: setup
+	$(BIN)/mlci images build
 
 # ---- end docker ----
 
-test: setup
+test: setup docker-ready
 	$(BIN)/pytest
 
 test-fast: setup
@@ -35,6 +44,9 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python bench/overhead.py
+
+lint-jenkinsfile:
+	scripts/lint-jenkinsfile.sh Jenkinsfile
 
 clean:
 	rm -rf .mlci .pytest_cache build dist src/*.egg-info

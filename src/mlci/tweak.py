@@ -18,12 +18,39 @@ from mlci.strategies import get_strategy, past_trials
 
 
 def module_defaults(model_file: Path) -> dict[str, Any]:
-    """The model's HPARAMS literal, read from the source without importing it (no TensorFlow start-up)."""
+    """The model's HPARAMS literal, read from the source without importing it (no TensorFlow start-up).
+
+    For a plain script (no build_model): the knobs the rewriter finds (epochs, units, ...).
+    """
+    from mlci.rewrite import is_script, scan
+
+    try:
+        source = Path(model_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    if is_script(source):
+        return scan(source, str(model_file)).hparams()
     try:
         value = module_literal(model_file, "HPARAMS")
     except NotLiteral:
         return {}
     return dict(value) if isinstance(value, dict) else {}
+
+
+def script_knobs(model_file: Path) -> str | None:
+    """One line for a plain script: the knobs tweak can rewrite (file:line), or why there are none."""
+    from mlci.rewrite import is_script, scan
+
+    try:
+        source = Path(model_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not is_script(source):
+        return None
+    found = scan(source, Path(model_file).name)
+    if found.error:
+        return f"script mode: {found.error}; it trains as written and cannot be tweaked"
+    return f"script mode: {found.summary()}"
 
 
 def run_config(run: Run) -> Config:
@@ -79,4 +106,22 @@ def tweak(run: Run, config: Config | None = None, busy: Collection[int] = ()) ->
     trial = run.new_trial()
     trial.write_hparams(HparamsRecord(trial=trial.number, hparams=proposal.hparams, proposed_by=proposal.proposed_by,
                                       parent=proposal.parent, change=proposal.change, **proposal.extra))
+    _rewrite_script(trial, Path(run.record().model_file), proposal.hparams)
     return trial
+
+
+def _rewrite_script(trial: Trial, model_file: Path, hparams: dict[str, Any]) -> None:
+    """A script's proposal is also written out as trials/<n>/model.py + model.diff, for job 4's log.
+
+    The harness writes the same copy again before training (the rewrite is deterministic); a
+    rewrite that fails here fails that trial there, with the message in its log.
+    """
+    from mlci.errors import MlciError
+    from mlci.rewrite import is_script
+    from mlci.script import prepare_copy
+
+    try:
+        if is_script(model_file.read_text(encoding="utf-8")):
+            prepare_copy(trial.dir, model_file, hparams)
+    except (OSError, UnicodeDecodeError, MlciError):
+        pass
