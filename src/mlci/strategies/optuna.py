@@ -330,7 +330,7 @@ class OptunaStrategy(Strategy):
         proposed_by = f"{self.name}:{source.split(':')[0]}" if source else f"{self.name}:{self.sampler_name}"
         parent, parent_hparams, _ = self._best()
         reference = parent_hparams or self.baseline
-        changes = [f"{k} {reference.get(k)!r} -> {v!r}" for k, v in hparams.items() if reference.get(k) != v]
+        changes = [f"{k} {_show(reference.get(k))} -> {_show(v)}" for k, v in hparams.items() if reference.get(k) != v]
         change = ", ".join(changes) if changes else "same as the best"
         if source and source.startswith("warm-start:"):
             change = f"best of {source.split(':', 1)[1]}: {change}"
@@ -349,6 +349,11 @@ class OptunaStrategy(Strategy):
         study = self.study()
         self.sync(study)
         write_importances(self.run, study)
+
+
+def _show(value: Any) -> str:
+    """A value as a person reads it in a change line: 0.003162 rather than 0.0031622776601683794."""
+    return f"{value:.4g}" if isinstance(value, float) else repr(value)
 
 
 def _key(hparams: dict[str, Any]) -> str:
