@@ -409,3 +409,35 @@ def test_monitor_config_errors_name_the_key():
     with pytest.raises(ConfigError) as info:
         validate_config({"monitor": {"heartbeat_timeout": 0.5}}, "mlci.toml")
     assert str(info.value) == "mlci.toml: key 'monitor.heartbeat_timeout' = 0.5 is invalid; allowed: a number >= 2.0"
+
+
+def test_an_optuna_trial_left_running_is_closed_and_proposed_again(tmp_path, home):
+    import optuna
+
+    model = write_model(tmp_path / "m", KNN_SOURCE, "knn.py", 'dataset = "digits"\n')
+    run, _ = prepare_run(model, store=RunStore(home))
+    training = run.trial(2)
+    training.dir.mkdir(parents=True)
+    # A process standing in for trial 2's training (its command line names the trial folder, as the harness's does).
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", str(training.dir.resolve())])
+    try:
+        training.write_state(training.state().model_copy(update={"status": "running", "runner": "local",
+                                                                 "pid": stand_in.pid, "launched_at": time.time()}))
+        space = {"n_neighbors": optuna.distributions.IntDistribution(1, 50)}
+        storage = f"sqlite:///{run.study_path}"
+        study = optuna.create_study(study_name=run.id, storage=storage, direction="maximize")
+        abandoned = study.ask(space)
+        abandoned.set_user_attr("mlci_trial", 1)  # its mlci trial is not running: the orchestrator died
+        alive = study.ask(space)
+        alive.set_user_attr("mlci_trial", 2)
+        done = mlci("monitor", "--once", "--run", run.id, "--home", str(home))
+        assert done.returncode == 0, done.stderr
+        assert f"run {run.id}: 1 Optuna trial(s) left RUNNING closed and proposed again" in done.stderr
+        study = optuna.load_study(study_name=run.id, storage=storage)
+        states = [t.state for t in study.get_trials()]
+        assert states[:2] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING]
+        assert study.ask(space).params == abandoned.params  # proposed again, not lost
+        assert training.state().status == "running"  # the live trial was left alone
+    finally:
+        stand_in.kill()
+        stand_in.wait()

@@ -488,14 +488,14 @@ class MonitorEcho:
     """What the monitor did, one line each on stderr (Jenkins keeps it in the build log)."""
 
     def notice(self, text: str) -> None:
-        console.print(f"mlci: {text}", markup=False)
+        click.echo(f"mlci: {text}", err=True)
 
     def trial_died(self, trial, status, detected_at) -> None:
-        console.print(f"mlci: run {trial.run.id} trial {trial.number}: {status.reason or status.state}", markup=False)
+        click.echo(f"mlci: run {trial.run.id} trial {trial.number}: {status.reason or status.state}", err=True)
 
     def trial_finished(self, trial, metrics, state) -> None:
         outcome = f"{metrics.metric} {metrics.value:.4f}" if metrics is not None else (state.reason or state.status)
-        console.print(f"mlci: run {trial.run.id} trial {trial.number} {state.status}: {outcome}", markup=False)
+        click.echo(f"mlci: run {trial.run.id} trial {trial.number} {state.status}: {outcome}", err=True)
 
 
 @main.command("monitor", epilog="\b\nExit codes: 0 nothing failed, 2 usage, 5 a trial was closed as failed "
@@ -523,8 +523,8 @@ def monitor_command(run_id: str | None, once: bool, poll: float | None, stale_af
     if not once:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: watcher.stop())
-        console.print(f"mlci: monitoring {'run ' + run_id if run_id else 'every run in ' + str(watcher.store.home)}"
-                      "; stop with Ctrl-C or SIGTERM", markup=False)
+        click.echo(f"mlci: monitoring {'run ' + run_id if run_id else 'every run in ' + str(watcher.store.home)}"
+                   "; stop with Ctrl-C or SIGTERM", err=True)
     result = watcher.watch(once=once)
     click.echo(f"watched {len(result.watched)} running trial(s) in {result.passes} pass(es): "
                f"{len(result.restarted)} restarted, {len(result.succeeded)} finished, {len(result.failed)} failed")

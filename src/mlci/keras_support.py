@@ -134,19 +134,21 @@ def usable_checkpoint(backup_dir, model: Any, steps_per_epoch: int, echo) -> int
         return 0
     if not getattr(model, "built", False) or getattr(model, "optimizer", None) is None:
         return _checkpoint_epoch(backup_dir)
+    candidate = backup_dir / f"candidate.{WEIGHTS}"  # Keras loads only files named *.weights.h5
     for index, (weights, meta) in enumerate((latest, previous)):
         if not weights.exists():
             continue
+        if index == 1:
+            shutil.copyfile(weights, candidate)
         try:
-            epoch = _epoch_of(model, weights, meta, steps_per_epoch, echo)
+            epoch = _epoch_of(model, candidate if index == 1 else weights, meta, steps_per_epoch, echo)
         except Exception as exc:  # h5py raises OSError, KeyError or ValueError on a torn file
             detail = " ".join(str(exc).split())[:160]
             following = "trying the previous one" if index == 0 else "no earlier checkpoint"
             echo(f"warning: checkpoint {weights.name} is unreadable ({type(exc).__name__}: {detail}); {following}")
             continue
         if index == 1:
-            shutil.copyfile(weights, backup_dir / f".{WEIGHTS}.tmp")
-            os.replace(backup_dir / f".{WEIGHTS}.tmp", latest[0])
+            os.replace(candidate, latest[0])
         (backup_dir / f".{METADATA}.tmp").write_text(json.dumps({"epoch": epoch, "batch": 0}))
         os.replace(backup_dir / f".{METADATA}.tmp", latest[1])
         return epoch
