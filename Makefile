@@ -24,10 +24,19 @@ run: setup
 	$(BIN)/mlci run $(EXAMPLE) --home .mlci
 
 # ---- docker engine and images (issue 5) ----
+# docker-ready: engine (installed and started as root), base image, mlci images; reuses what exists.
+# With CI=true a failure fails the build; elsewhere (no root) a notice, and the docker tests skip.
+.PHONY: docker-ready images
+
+docker-ready: setup
+	scripts/docker-ready.sh $(BIN)/mlci
+
+images: setup
+	$(BIN)/mlci images build
 
 # ---- end docker ----
 
-test: setup
+test: setup docker-ready
 	$(BIN)/pytest
 
 test-fast: setup
