@@ -441,3 +441,102 @@ def test_an_optuna_trial_left_running_is_closed_and_proposed_again(tmp_path, hom
     finally:
         stand_in.kill()
         stand_in.wait()
+
+
+# ----------------------------------------------------------------------------- Docker: docker kill, OOM
+
+
+@pytest.fixture
+def engine():
+    docker = pytest.importorskip("docker")
+    from mlci.runners.docker import connect, engine_answers
+
+    if not engine_answers():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("CI=true but no Docker engine answers")
+        pytest.skip("no Docker engine answers")
+    client = connect()
+    for tag in ("mlci/sklearn:latest", "mlci/keras:latest"):
+        try:
+            client.images.get(tag)
+        except docker.errors.ImageNotFound:
+            pytest.skip(f"image {tag} is missing (build it with `mlci images build`)")
+    made = []
+    yield made
+    for run_id in made:
+        for container in client.containers.list(all=True, filters={"label": f"mlci.run={run_id}"}):
+            container.remove(force=True)
+
+
+def container_of(trial) -> str | None:
+    state = trial.state()
+    return state.container_id if state.status == "running" else None
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_docker_killed_container_is_seen_through_the_event_stream_and_resumed(tmp_path, home, engine):
+    model = write_model(tmp_path / "chaos", CHAOS_SOURCE, "digits_dense.py", CHAOS_CONFIG.replace('"local"', '"docker"'))
+    straight = mlci("run", str(model), "--home", str(tmp_path / "straight"), "-q", "--no-notify", timeout=WAIT)
+    engine.append(RunStore(tmp_path / "straight").runs()[0].id)
+    assert straight.returncode == 0, straight.stderr
+    reference = RunStore(tmp_path / "straight").runs()[0].trial(0).metrics()
+
+    run, _ = prepare_run(model, store=RunStore(home))
+    engine.append(run.id)
+    assert mlci("launch", "--run", run.id, "--home", str(home)).returncode == 0
+    trial = run.trial(0)
+    # A poll this long would heal nothing within the test: the die events must be what wakes the monitor.
+    watcher = background("monitor", "--run", run.id, "--home", str(home), "--poll", "60")
+    rng = random.Random(5)
+    epoch = 0
+    killed = []
+    for _ in range(2):
+        epoch = rng.randint(epoch + 1, epoch + 2)
+        wait_for(lambda: epochs_logged(trial) >= epoch and container_of(trial), f"epoch {epoch}", process=watcher)
+        container = container_of(trial)
+        time.sleep(rng.uniform(0.0, 1.0))
+        subprocess.run(["docker", "kill", container], check=True, capture_output=True)
+        wait_for(lambda: container_of(trial) not in (None, container), "the restart", timeout=45, process=watcher)
+        killed.append(trial.state().restarts[-1].resumed_from_epoch)
+    wait_for(lambda: trial.state().status == "succeeded", "the trial to finish", process=watcher)
+    watcher.send_signal(signal.SIGTERM)
+    _, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, err
+    assert err.count(f"mlci: docker: container of run {run.id} trial 0: die (exit code 137)") == 2
+    state = trial.state()
+    assert state.runner == "docker" and [r.reason for r in state.restarts] == ["killed by SIGKILL"] * 2
+    log = trial.log_path.read_text()
+    for held in killed:
+        assert held >= 1 and f"resuming from the checkpoint after epoch {held}\n" in log
+    metrics = trial.metrics()
+    assert metrics.epochs_done == EPOCHS and metrics.accuracy == reference.accuracy
+
+
+OOM_SOURCE = '''
+    """Asks for 1 GiB in build_model: more than its container may have."""
+    import numpy as np
+    from sklearn.neighbors import KNeighborsClassifier
+
+    HPARAMS = {"n_neighbors": 3}
+
+
+    def build_model(hp):
+        hog = np.ones(2**27)  # 1 GiB of float64, touched
+        return KNeighborsClassifier(n_neighbors=hp["n_neighbors"] + int(hog[0]) - 1)
+'''
+
+
+@pytest.mark.docker
+def test_an_oom_killed_container_is_recorded_as_oom_and_the_loop_stops(tmp_path, home, engine):
+    model = write_model(tmp_path / "hog", OOM_SOURCE, "hog.py",
+                        'dataset = "digits"\nrunner = "docker"\nmax_restarts = 1\n[resources]\nmemory = "256m"\n'
+                        '[monitor]\nbackoff = 0.0\n')
+    done = mlci("run", str(model), "--home", str(home), "-q", "--no-notify", timeout=WAIT)
+    engine.extend(r.id for r in RunStore(home).runs())
+    assert done.returncode == 5, done.stderr
+    [run] = RunStore(home).runs()
+    state = run.trial(0).state()
+    assert [(r.reason, r.exit_code) for r in state.restarts] == [("OOM-killed", 137)]
+    assert state.reason.startswith("crash loop: gave up after 1 restarts; OOM-killed (memory limit)")
+    assert "trial 0 failed: crash loop: gave up after 1 restarts; OOM-killed" in done.stderr

@@ -540,6 +540,12 @@ class MonitorEcho:
     def trial_died(self, trial, status, detected_at) -> None:
         click.echo(f"mlci: run {trial.run.id} trial {trial.number}: {status.reason or status.state}", err=True)
 
+    def docker_event(self, event: dict) -> None:
+        labels = (event.get("Actor") or {}).get("Attributes") or {}
+        code = labels.get("exitCode")
+        click.echo(f"mlci: docker: container of run {labels.get('mlci.run')} trial {labels.get('mlci.trial')}: "
+                   f"{event.get('status') or event.get('Action')}" + (f" (exit code {code})" if code else ""), err=True)
+
     def trial_finished(self, trial, metrics, state) -> None:
         outcome = f"{metrics.metric} {metrics.value:.4f}" if metrics is not None else (state.reason or state.status)
         click.echo(f"mlci: run {trial.run.id} trial {trial.number} {state.status}: {outcome}", err=True)

@@ -557,7 +557,11 @@ class Monitor:
                 poll = self.poll or self._default_poll()
                 self.wake.wait(poll)
                 while not self.docker_seen.empty():
-                    self.docker_seen.get_nowait()
+                    _emit(self.events, "docker_event", self.docker_seen.get_nowait())
+                if self.docker_thread is not None and self.docker_thread.failed:
+                    _notice(self.events, f"warning: Docker's event stream ended ({self.docker_thread.failed}); "
+                                         f"polling every {poll:g}s instead")
+                    self.docker_thread, self.want_docker_events = None, False
                 if self.stopping.is_set():
                     return self.result
         finally:
