@@ -430,12 +430,18 @@ def test_an_optuna_trial_left_running_is_closed_and_proposed_again(tmp_path, hom
         abandoned.set_user_attr("mlci_trial", 1)  # its mlci trial is not running: the orchestrator died
         alive = study.ask(space)
         alive.set_user_attr("mlci_trial", 2)
+        trained = study.ask(space)  # trial 0 trained, but its value was never told
+        trained.set_user_attr("mlci_trial", 0)
+        write_json(run.trial(0).hparams_path, HparamsRecord(trial=0, hparams={"n_neighbors": 5}))
+        write_json(run.trial(0).metrics_path, MetricsRecord(trial=0, value=0.97))
         done = mlci("monitor", "--once", "--run", run.id, "--home", str(home))
         assert done.returncode == 0, done.stderr
-        assert f"run {run.id}: 1 Optuna trial(s) left RUNNING closed and proposed again" in done.stderr
+        assert f"run {run.id}: 2 Optuna trial(s) left RUNNING by a stopped orchestrator closed" in done.stderr
         study = optuna.load_study(study_name=run.id, storage=storage)
         states = [t.state for t in study.get_trials()]
-        assert states[:2] == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING]
+        assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING,
+                          optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING]
+        assert study.get_trials()[2].value == 0.97
         assert study.ask(space).params == abandoned.params  # proposed again, not lost
         assert training.state().status == "running"  # the live trial was left alone
     finally:

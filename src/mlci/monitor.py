@@ -324,11 +324,13 @@ def adopt(run: Run, trial: Trial, runner: Runner, config: Config, events: Any = 
 # ----------------------------------------------------------------------------- Optuna
 
 
-def close_abandoned_study_trials(run: Run, live: set[int]) -> int:
-    """An Optuna trial left RUNNING by a dead orchestrator is failed and its parameters queued again.
+def close_abandoned_study_trials(run: Run, *, dry_run: bool = False) -> int:
+    """Optuna trials left RUNNING by a dead orchestrator are closed; one whose proposal was lost is queued again.
 
-    `live` holds the mlci trial numbers still training; an Optuna trial names its mlci trial in the user
-    attribute `mlci_trial` (one without it belongs to nobody now). Returns how many were closed.
+    An Optuna trial names its mlci trial in the user attribute `mlci_trial`. If that trial trained, its
+    value is told; if it failed, the failure; if it never reached the run store, the trial is failed and
+    its parameters proposed again. Pending or running mlci trials are left alone: they will be told.
+    Returns how many were (or, with dry_run, would be) closed.
     """
     if not run.study_path.exists():
         return 0
@@ -343,11 +345,25 @@ def close_abandoned_study_trials(run: Run, live: set[int]) -> int:
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             owner = frozen.user_attrs.get("mlci_trial")
-            if isinstance(owner, int) and owner in live:
-                continue
-            study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
-            study.enqueue_trial(frozen.params, user_attrs={"re_proposed_from": frozen.number})
+            trial = run.trial(owner) if isinstance(owner, int) else None
+            value = None
+            proposed = trial is not None and (trial.hparams_path.exists() or trial.state_path.exists())
+            if proposed:
+                if trial.has_metrics():
+                    with contextlib.suppress(MlciError):
+                        value = trial.metrics().value
+                if value is None and trial.state().status in ("pending", "running"):
+                    continue
             closed += 1
+            if dry_run:
+                continue
+            if value is not None:
+                study.tell(frozen.number, value)
+            elif proposed:
+                study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+                study.enqueue_trial(frozen.params, user_attrs={"re_proposed_from": frozen.number})
     return closed
 
 
@@ -479,7 +495,6 @@ class Monitor:
         self.result.passes += 1
         pids: set[int] = set()
         for run in self.runs():
-            live: set[int] = set()
             config = None
             for trial in run.trials():
                 try:
@@ -495,12 +510,10 @@ class Monitor:
                     config = run_config(run)
                 self.result.watched.add((run.id, trial.number))
                 handle = self._check_trial(run, trial, state, config)
-                if handle is not None:
-                    live.add(trial.number)
-                    if handle.isdigit():
-                        pids.add(int(handle))
+                if handle is not None and handle.isdigit():
+                    pids.add(int(handle))
             if run.study_path.exists():
-                self._close_study(run, live)
+                self._close_study(run)
         self.wake.watch_pids(pids)
         return self.result
 
@@ -537,15 +550,17 @@ class Monitor:
         except MlciError:
             return False
 
-    def _close_study(self, run: Run, live: set[int]) -> None:
+    def _close_study(self, run: Run) -> None:
+        if not close_abandoned_study_trials(run, dry_run=True):
+            return  # the run's lock is taken only when there is something to close: `mlci run` may want it
         try:
             with run.lock():  # an orchestrator holding the run may be between ask and tell
-                closed = close_abandoned_study_trials(run, live)
+                closed = close_abandoned_study_trials(run)
         except MlciError:
             return
         if closed:
             self.result.study_trials_closed += closed
-            _notice(self.events, f"run {run.id}: {closed} Optuna trial(s) left RUNNING closed and proposed again")
+            _notice(self.events, f"run {run.id}: {closed} Optuna trial(s) left RUNNING by a stopped orchestrator closed")
 
     def watch(self, once: bool = False) -> MonitorResult:
         """Check and heal; with once=False keep going until stop() (SIGTERM/SIGINT in the CLI)."""
