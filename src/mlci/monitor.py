@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
 from mlci.config import Config
-from mlci.errors import EXIT_DETECTION, EXIT_METRICS, EXIT_TRIAL_FAILED, EXIT_USAGE, MlciError, RunnerError
+from mlci.errors import EXIT_DETECTION, EXIT_METRICS, EXIT_TRIAL_FAILED, EXIT_USAGE, MlciError
 from mlci.runners import Runner, Status, get_runner
 from mlci.store import Restart, Run, RunStore, Trial, TrialState, now_iso
 
@@ -214,7 +214,12 @@ def settle(run: Run, trial: Trial, runner: Runner, config: Config, handle: str |
             _notice(events, f"trial {trial.number} {reason}; restarting it from {epoch}"
                             + (f" in {delay:g}s" if delay else "") + f" [{len(state.restarts)}/{config.max_restarts}]")
             sleep(delay)
-            new_handle = pipeline.launch_trial(run, trial, runner, config)
+            try:
+                new_handle = pipeline.launch_trial(run, trial, runner, config)
+            except BaseException:
+                state.restarts.pop()  # not restarted after all: the next look at the trial tries again
+                trial.write_state(state)
+                raise
             relaunched_at = time.time()
             _emit(events, "trial_restarted", trial, restart, new_handle)
             return Verdict("restarted", trial.state(), new_handle, restart, detected_at, relaunched_at)
@@ -530,8 +535,12 @@ class Monitor:
                 return handle
             verdict = settle(run, trial, runner, config, handle, status, events=self.events, hung=hung,
                              blocking=False, update_best=self._run_is_free(run))
-        except RunnerError as err:
-            _notice(self.events, f"warning: trial {trial.number} of run {run.id}: {err.one_line()}")
+        except MlciError as err:
+            _notice(self.events, f"warning: trial {trial.number} of run {run.id}: {err.one_line()}; trying again")
+            return handle
+        except Exception as exc:  # noqa: BLE001  one trial's trouble (an engine's 409) must not end the watch
+            _notice(self.events, f"warning: trial {trial.number} of run {run.id}: {type(exc).__name__}: "
+                                 f"{' '.join(str(exc).split())[:300]}; trying again")
             return handle
         if verdict.action == "restarted":
             self.result.restarted.append((run.id, trial.number, verdict.restart.reason if verdict.restart else ""))
