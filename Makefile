@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export KERAS_HOME ?= $(CURDIR)/.cache/keras
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test test-fast bench clean
+.PHONY: setup run test test-fast bench clean lint-jenkinsfile
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -44,6 +44,9 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python bench/overhead.py
+
+lint-jenkinsfile:
+	scripts/lint-jenkinsfile.sh Jenkinsfile
 
 clean:
 	rm -rf .mlci .pytest_cache build dist src/*.egg-info

@@ -21,6 +21,9 @@ def _quiet_frameworks(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("MLCI_HOME", raising=False)
     monkeypatch.delenv("RUN_ID", raising=False)
+    # Subprocesses (the CLI, the harness) import this checkout's mlci, whatever the venv points at.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("MLCI_CACHE", str(tmp_path_factory.getbasetemp() / "mlci-cache"))
 
 
 @pytest.fixture

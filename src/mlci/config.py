@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlci.errors import ConfigError
 
@@ -22,11 +22,22 @@ class _Section(BaseModel):
 
 
 class ImagesConfig(_Section):
-    """Which image trains which framework (job 2 starts the one matching the detected kind)."""
+    """Which image trains which framework (job 2 starts the one matching the detected kind).
 
+    Other keys map what `mlci detect` reports as unsupported (xgboost = "my/xgb:1") to an image.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
     sklearn: str = "mlci/sklearn:latest"
     keras: str = "mlci/keras:latest"
     torch: str | None = None
+
+    @model_validator(mode="after")
+    def _extra_are_images(self) -> "ImagesConfig":
+        for key, value in (self.model_extra or {}).items():
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"images.{key} must be an image name such as \"my/{key}:1\"")
+        return self
 
 
 class ResourcesConfig(_Section):
@@ -122,6 +133,7 @@ class Config(_Section):
     strategy: Literal["ladder", "optuna", "random"] = "ladder"
     runner: Literal["local", "docker", "auto"] = "local"
     dataset: Dataset | None = None
+    entry: str | None = None  # the model file when mlci is pointed at a folder (mlci detect / run)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     max_restarts: int = Field(default=3, ge=0, le=100)
     storage: str | None = None

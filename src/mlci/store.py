@@ -114,7 +114,9 @@ class MetricsRecord(Record):
     resumed_from_epoch: int | None = None
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
-    import_seconds: float | None = None
+    import_seconds: float | None = None  # importing the model file (and so its framework)
+    data_seconds: float | None = None  # loading the data set
+    harness_seconds: float | None = None  # everything inside the harness, from reading hparams to metrics.json
     n_train: int = 0
     n_test: int = 0
     framework: str | None = None

@@ -216,7 +216,9 @@ def train_trial(trial_dir: Path, model_file: Path, *, dataset: str | None = None
     record = read_record(trial_dir / "hparams.json", HparamsRecord, what="hparams.json",
                          fix="write it with `mlci tweak` (or `mlci run`)")
     (trial_dir / "metrics.json").unlink(missing_ok=True)  # a retrained trial never shows stale metrics
+    imported = time.perf_counter()
     module = load_module(model_file)
+    import_seconds = time.perf_counter() - imported
     build = getattr(module, "build_model", None)
     if not callable(build):
         raise TrialError(f"{model_file}: no build_model(hp) function",
@@ -225,8 +227,9 @@ def train_trial(trial_dir: Path, model_file: Path, *, dataset: str | None = None
     defaults = dict(getattr(module, "HPARAMS", {}) or {})
     hp = {**defaults, **check_hparams(record.hparams, defaults, trial_dir / "hparams.json")}
     seed = int(hp.get("seed", seed))
+    loaded = time.perf_counter()
     data = _load_data(module, dataset, seed, model_file)
-    import_seconds = time.perf_counter() - started
+    data_seconds = time.perf_counter() - loaded
     echo(f"trial {record.trial}: {model_file.name} with {json.dumps(hp, sort_keys=True)}")
     with Heartbeat(trial_dir) as heartbeat:
         heartbeat.epochs = int(hp.get("epochs", 1))
@@ -250,6 +253,8 @@ def train_trial(trial_dir: Path, model_file: Path, *, dataset: str | None = None
     metrics.trial = record.trial
     metrics.metric = metric
     metrics.import_seconds = round(import_seconds, 3)
+    metrics.data_seconds = round(data_seconds, 3)
+    metrics.harness_seconds = round(time.perf_counter() - started, 3)
     write_json(trial_dir / "metrics.json", metrics)
     echo(f"trial {record.trial}: {metric} = {metrics.value:.4f} "
          f"({metrics.epochs_done} epochs, fit {metrics.train_seconds:.1f}s)")

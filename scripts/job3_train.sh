@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Job 3 (train): wait for the trial job 2 started and collect its metrics.
+# A failed trial fails this build (exit 5), and the failure triggers job 6 (monitor).
+set -euo pipefail
+mlci wait --run "${RUN_ID}" ${TRIAL:+--trial "${TRIAL}"}

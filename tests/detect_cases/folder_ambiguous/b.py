@@ -1,0 +1,2 @@
+from sklearn.tree import DecisionTreeClassifier
+DecisionTreeClassifier().fit(X, y)

@@ -1,0 +1,2 @@
+from sklearn.linear_model import LogisticRegression
+LogisticRegression().fit(X, y)
