@@ -321,6 +321,9 @@ def adopt(run: Run, trial: Trial, runner: Runner, config: Config, events: Any = 
         status, hung = inspect(trial, watcher, handle, state, config.monitor.heartbeat_timeout)
         if not status.finished and not hung:
             return handle
+        if hung and watcher is not runner:  # settle() would stop it with the wrong runner
+            watcher.kill(handle)
+            hung = False
     verdict = settle(run, trial, runner, config, handle, status, events=events, hung=hung,
                      note="found dead after the orchestrator stopped")
     return verdict.handle if verdict.action in ("restarted", "adopted") else None
