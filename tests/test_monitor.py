@@ -368,6 +368,22 @@ def test_an_error_the_harness_diagnosed_is_not_restarted(tmp_path, home):
     assert "build_model raised ValueError: no such layer" in state.reason
 
 
+def test_monitor_once_closes_a_dead_trial_out_of_restarts_and_exits_5(tmp_path, home):
+    model = write_model(tmp_path / "m", SELF_KILLING.replace('"weights": "uniform"}', '"weights": "uniform", "die": "kill"}'),
+                        "dying.py", 'dataset = "digits"\nmax_restarts = 0\n')
+    run, _ = prepare_run(model, store=RunStore(home))
+    assert mlci("launch", "--run", run.id, "--home", str(home)).returncode == 0
+    pid = run.trial(0).state().pid
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), "the trial to kill itself", timeout=60)
+    done = mlci("monitor", "--once", "--home", str(home))
+    assert done.returncode == 5, done.stderr
+    assert f"mlci: run {run.id} trial 0 failed: process vanished without an exit code (killed?)" in done.stderr
+    assert done.stdout.strip() == "watched 1 running trial(s) in 1 pass(es): 0 restarted, 0 finished, 1 failed"
+    assert run.trial(0).state().status == "failed"
+    again = mlci("monitor", "--once", "--home", str(home))  # nothing running any more: nothing to do
+    assert again.returncode == 0 and "watched 0 running trial(s)" in again.stdout
+
+
 def test_verdicts_and_backoff():
     class Trial:
         dir = Path("/nonexistent")
