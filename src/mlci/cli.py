@@ -599,8 +599,8 @@ class MonitorEcho:
         click.echo(f"mlci: run {trial.run.id} trial {trial.number} {state.status}: {outcome}", err=True)
 
 
-@main.command("monitor", epilog="\b\nExit codes: 0 nothing failed, 2 usage, 5 a trial was closed as failed "
-                                "(crash loop), 130 never (SIGTERM/SIGINT end it cleanly with 0).")
+@main.command("monitor", epilog="\b\nExit codes: 0 nothing failed (SIGTERM/SIGINT end the watch cleanly with 0),\n"
+                                "2 usage, 5 a trial was closed as failed (crash loop), 130 --once interrupted.")
 @click.option("--run", "run_id", metavar="ID", help="Watch this run only [default: every run in the store].")
 @click.option("--once", is_flag=True, help="Check and act once, then exit (for a Jenkins job on a timer).")
 @click.option("--poll", type=click.FloatRange(min=0.05, max=60), default=None,
