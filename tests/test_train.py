@@ -103,7 +103,7 @@ def test_sigkill_during_epoch_2_resumes_there_and_matches_an_uninterrupted_run(t
 
 
 def test_missing_build_model_is_a_clear_error(tmp_path):
-    model = write_model(tmp_path / "m", "X = 1\n", "empty.py")
+    model = write_model(tmp_path / "m", "build_model = None\n", "empty.py")
     with pytest.raises(TrialError, match=r"empty.py: no build_model\(hp\) function; define build_model"):
         train_trial(trial_dir(tmp_path), model, dataset="digits", echo=lambda _: None)
 
@@ -135,7 +135,7 @@ def test_missing_model_file(tmp_path):
 
 
 def test_harness_cli_writes_error_and_exit_code_files(tmp_path):
-    model = write_model(tmp_path / "m", "X = 1\n", "empty.py")
+    model = write_model(tmp_path / "m", "build_model = None\n", "empty.py")
     folder = trial_dir(tmp_path)
     done = mlci("train", "--trial-dir", str(folder), "--model", str(model), "--dataset", "digits")
     assert done.returncode == 5

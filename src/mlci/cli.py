@@ -348,26 +348,37 @@ def check(run_id, trial_number, home):
 
 
 @main.command(epilog=EXIT_HELP)
-@run_option
+@click.option("--run", "run_id", envvar="RUN_ID", help="Run id [env RUN_ID]; required unless --explain.")
 @home_option
 @properties_option
-@click.option("--explain", "explain_file", type=click.Path(path_type=Path), hidden=True)
+@click.option("--explain", "explain_file", type=click.Path(path_type=Path),
+              help="List the knobs mlci can tweak in this script (file:line) and exit.")
 @handle_errors
 def tweak(run_id, home, properties, explain_file):
     """Job 4: write the next trial's hyperparameters (exit 3 when the budget is spent)."""
-    from mlci.tweak import budget_left, tweak as propose
+    from mlci.tweak import budget_left, script_knobs, tweak as propose
 
+    if explain_file is not None:
+        _explain(explain_file)
+        return
+    if not run_id:
+        raise click.UsageError("Missing option '--run' (or set RUN_ID)")
     _, run_ = _open(home, run_id)
     with run_.lock(wait=True):
         trial = propose(run_)
     if trial is None:
         ok, why = budget_left(run_)
         click.echo(f"no next trial: {why or 'the strategy has nothing left to try'}")
+        knobs = script_knobs(Path(run_.record().model_file))
+        if knobs and not why:
+            click.echo(knobs)
         if run_.record().status not in ("met",):
             run_.update(status="exhausted", finished_at=__import__("mlci.store").store.now_iso())
         sys.exit(3)
     record = trial.hparams()
     click.echo(f"trial {trial.number}: {record.proposed_by}" + (f" ({record.change})" if record.change else ""))
+    if (trial.dir / "model.diff").exists():  # a script: the rewrite it will train
+        click.echo((trial.dir / "model.diff").read_text(encoding="utf-8").rstrip())
     _properties(properties, {"RUN_ID": run_id, "TRIAL": trial.number})
 
 
@@ -443,6 +454,33 @@ def list_runs(home):
                       "—" if record.best_value is None else f"{record.best_value:.4f}", str(len(run_.trials())),
                       (record.commit or "")[:10])
     out.print(table)
+
+
+# ============================================================================ scripts commands (issue 9)
+
+
+def _explain(path: Path) -> None:
+    """`mlci tweak --explain FILE`: the knobs of a script (or a module's HPARAMS), one per line."""
+    from mlci.errors import UsageError
+    from mlci.rewrite import is_script, scan_file
+    from mlci.tweak import module_defaults
+
+    if not path.is_file():
+        raise UsageError(f"{path}: not found", hint="pass the path of a model script")
+    source = path.read_text(encoding="utf-8", errors="replace")
+    if not is_script(source):
+        click.echo(f"{path}: a model module (defines build_model); its hyperparameters are HPARAMS: "
+                   f"{module_defaults(path) or '{}'}")
+        return
+    found = scan_file(path)
+    if found.error:
+        click.echo(f"{found.error}; mlci trains it unchanged and cannot tweak it")
+        return
+    lines = found.lines()
+    click.echo(f"{path}: script mode; {len(found.hparams())} knob(s) mlci can tweak: "
+               f"{', '.join(f'{k}={v!r}' for k, v in found.hparams().items()) or 'none'}")
+    for line in lines:
+        click.echo(f"  {line}")
 
 
 # ============================================================================ detect commands (issue 3)

@@ -18,7 +18,7 @@ from mlci.errors import (EXIT_BELOW_THRESHOLD, EXIT_OK, EXIT_TRIAL_FAILED, MlciE
 from mlci.runners import LaunchSpec, Runner, get_runner
 from mlci.store import (HparamsRecord, Kind, MetricsRecord, Run, RunRecord, RunStore, Trial, TrialState,
                         file_hash, make_run_id, now_iso)
-from mlci.tweak import budget_left, module_defaults, tweak
+from mlci.tweak import budget_left, module_defaults, script_knobs, tweak
 
 
 class Events(Protocol):
@@ -95,7 +95,14 @@ def spec_for(run: Run, trial: Trial, config: Config) -> LaunchSpec:
                       model_file=Path(record.model_file), source_dir=Path(record.source_dir),
                       trial_dir=trial.dir.resolve(), framework=record.kind.framework if record.kind else "keras",
                       dataset=config.dataset, seed=config.seed, image=record.image, resources=config.resources,
-                      env={"MLCI_METRIC": config.metric})
+                      env={"MLCI_METRIC": config.metric, **_data_env(config)})
+
+
+def _data_env(config: Config) -> dict[str, str]:
+    """[data] for script mode travels as environment: the harness in a container has no mlci.toml of ours."""
+    from mlci.script import DataSettings
+
+    return DataSettings(config.data.serve_keras_mnist, list(config.data.accuracy_files)).env()
 
 
 def launch_trial(run: Run, trial: Trial, runner: Runner, config: Config) -> str:
@@ -214,6 +221,9 @@ def _loop(run: Run, runner: Runner, config: Config, events: Events) -> tuple[str
         trial = next_trial(run)
         if trial is None and not run.trials():
             trial = baseline_trial(run)
+            knobs = script_knobs(Path(run.record().model_file))
+            if knobs:
+                events.notice(knobs)
         if trial is None:
             best = run.record()
             if best.best_value is not None and meets(best.best_value, config.threshold, config.metric):

@@ -213,6 +213,10 @@ def train_trial(trial_dir: Path, model_file: Path, *, dataset: str | None = None
     """Train one trial of a model module; write metrics.json and the model into trial_dir."""
     started = time.perf_counter()
     trial_dir = Path(trial_dir)
+    if _is_script(Path(model_file)):
+        from mlci.script import train_script
+
+        return train_script(trial_dir, Path(model_file), seed=seed, metric=metric, echo=echo)
     record = read_record(trial_dir / "hparams.json", HparamsRecord, what="hparams.json",
                          fix="write it with `mlci tweak` (or `mlci run`)")
     (trial_dir / "metrics.json").unlink(missing_ok=True)  # a retrained trial never shows stale metrics
@@ -259,6 +263,16 @@ def train_trial(trial_dir: Path, model_file: Path, *, dataset: str | None = None
     echo(f"trial {record.trial}: {metric} = {metrics.value:.4f} "
          f"({metrics.epochs_done} epochs, fit {metrics.train_seconds:.1f}s)")
     return metrics
+
+
+def _is_script(model_file: Path) -> bool:
+    """No build_model(hp): script mode (decided from the source: importing a script would run it)."""
+    from mlci.rewrite import is_script
+
+    try:
+        return is_script(model_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return False  # load_module reports the unreadable file
 
 
 def _wants_keras(module: ModuleType) -> bool:

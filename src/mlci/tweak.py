@@ -18,10 +18,21 @@ from mlci.strategies import get_strategy, past_trials
 
 
 def module_defaults(model_file: Path) -> dict[str, Any]:
-    """The model's HPARAMS literal, read from the source without importing it (no TensorFlow start-up)."""
+    """The model's HPARAMS literal, read from the source without importing it (no TensorFlow start-up).
+
+    For a plain script (no build_model): the knobs the rewriter finds (epochs, units, ...).
+    """
+    from mlci.rewrite import is_script, scan
+
     try:
-        tree = ast.parse(Path(model_file).read_bytes())
-    except (OSError, SyntaxError, ValueError):
+        source = Path(model_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    if is_script(source):
+        return scan(source, str(model_file)).hparams()
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
         return {}
     for node in tree.body:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
@@ -32,6 +43,22 @@ def module_defaults(model_file: Path) -> dict[str, Any]:
                 return {}
             return dict(value) if isinstance(value, dict) else {}
     return {}
+
+
+def script_knobs(model_file: Path) -> str | None:
+    """One line for a plain script: the knobs tweak can rewrite (file:line), or why there are none."""
+    from mlci.rewrite import is_script, scan
+
+    try:
+        source = Path(model_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not is_script(source):
+        return None
+    found = scan(source, Path(model_file).name)
+    if found.error:
+        return f"script mode: {found.error}; it trains as written and cannot be tweaked"
+    return f"script mode: {found.summary()}"
 
 
 def run_config(run: Run) -> Config:
@@ -83,4 +110,22 @@ def tweak(run: Run, config: Config | None = None) -> Trial | None:
     trial = run.new_trial()
     trial.write_hparams(HparamsRecord(trial=trial.number, hparams=proposal.hparams, proposed_by=proposal.proposed_by,
                                       parent=proposal.parent, change=proposal.change, **proposal.extra))
+    _rewrite_script(trial, Path(run.record().model_file), proposal.hparams)
     return trial
+
+
+def _rewrite_script(trial: Trial, model_file: Path, hparams: dict[str, Any]) -> None:
+    """A script's proposal is also written out as trials/<n>/model.py + model.diff, for job 4's log.
+
+    The harness writes the same copy again before training (the rewrite is deterministic); a
+    rewrite that fails here fails that trial there, with the message in its log.
+    """
+    from mlci.errors import MlciError
+    from mlci.rewrite import is_script
+    from mlci.script import prepare_copy
+
+    try:
+        if is_script(model_file.read_text(encoding="utf-8")):
+            prepare_copy(trial.dir, model_file, hparams)
+    except (OSError, UnicodeDecodeError, MlciError):
+        pass
