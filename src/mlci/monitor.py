@@ -47,9 +47,12 @@ def heartbeat(trial: Trial) -> dict[str, Any]:
 
 def checkpoint_epoch(trial: Trial) -> int | None:
     """Completed epochs the trial's checkpoint holds: where a restart resumes (None: no checkpoint yet)."""
-    meta = trial.checkpoints / "keras" / "training_metadata.json"
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        return int(json.loads(meta.read_text())["epoch"])
+    # keras/: a model module's fit; keras-fit-<n>/: the n-th fit of a plain script (script mode), the last one counts
+    fits = sorted(trial.checkpoints.glob("keras-fit-*/training_metadata.json"),
+                  key=lambda p: int(p.parent.name.rsplit("-", 1)[-1]) if p.parent.name.rsplit("-", 1)[-1].isdigit() else 0)
+    for meta in [trial.checkpoints / "keras" / "training_metadata.json", *reversed(fits)]:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return int(json.loads(meta.read_text())["epoch"])
     saved = [int(p.stem.split("-")[-1]) for p in (trial.checkpoints / "sklearn").glob("epoch-*.joblib")
              if p.stem.split("-")[-1].isdigit()]
     if saved:
