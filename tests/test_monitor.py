@@ -19,7 +19,7 @@ import pytest
 from conftest import KERAS_DIGITS_SOURCE, KNN_SOURCE, mlci, write_model
 from mlci.config import validate_config
 from mlci.errors import ConfigError
-from mlci.monitor import backoff_delay, checkpoint_epoch, epochs_logged, restartable, settle
+from mlci.monitor import backoff_delay, checkpoint_epoch, epochs_logged, heartbeat, restartable, settle
 from mlci.pipeline import launch_trial, prepare_run
 from mlci.runners import LocalRunner, Status
 from mlci.store import HparamsRecord, MetricsRecord, RunStore, write_json
@@ -100,13 +100,19 @@ def kill_at_epoch(home: Path, epoch: int, rng: random.Random, process: subproces
     """SIGKILL the trial's process once it has finished `epoch` epochs, a random moment into the next one.
 
     Returns (pid killed, epochs its checkpoint holds after the kill)."""
-    wait_for(lambda: the_trial(home) is not None and epochs_logged(the_trial(home)) >= epoch and trial_pid(home),
+    wait_for(lambda: the_trial(home) is not None and trial_pid(home) and trained_to(the_trial(home), epoch),
              f"epoch {epoch}", process=process)
     pid = trial_pid(home)
     time.sleep(rng.uniform(0.0, 1.2))
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), f"pid {pid} to die", timeout=10)
     return pid, checkpoint_epoch(the_trial(home)) or 0
+
+
+def trained_to(trial, epoch: int) -> bool:
+    """The trial's current attempt (not an earlier one, still importing) trains, and `epoch` epochs are done."""
+    launched = trial.state().launched_at or 0.0
+    return heartbeat(trial).get("time", 0) >= launched and epochs_logged(trial) >= epoch
 
 
 def _zombie(pid: int) -> bool:
@@ -515,7 +521,7 @@ def test_docker_killed_container_is_seen_through_the_event_stream_and_resumed(tm
     killed = []
     for _ in range(2):
         epoch = rng.randint(epoch + 1, epoch + 2)
-        wait_for(lambda: epochs_logged(trial) >= epoch and container_of(trial), f"epoch {epoch}", process=watcher)
+        wait_for(lambda: container_of(trial) and trained_to(trial, epoch), f"epoch {epoch}", process=watcher)
         container = container_of(trial)
         time.sleep(rng.uniform(0.0, 1.0))
         subprocess.run(["docker", "kill", container], check=True, capture_output=True)
