@@ -107,6 +107,16 @@ class NotifyConfig(_Section):
         return value
 
 
+class MonitorConfig(_Section):
+    """How a dead or hung trial is restarted (job 6); the number of restarts is `max_restarts`."""
+
+    backoff: float = Field(default=1.0, ge=0, le=300,
+                           description="seconds before the second restart; doubles after it; the first is immediate")
+    heartbeat_timeout: float = Field(default=120.0, ge=2, le=86_400,
+                                     description="a trial silent this long (frozen, or its host rebooted) is dead")
+    poll: float = Field(default=1.0, gt=0, le=60, description="seconds between checks where no event wakes the monitor")
+
+
 class DataConfig(_Section):
     """Offline data for unmodified scripts written for full MNIST."""
 
@@ -134,6 +144,7 @@ class Config(_Section):
     images: ImagesConfig = Field(default_factory=ImagesConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     data: DataConfig = Field(default_factory=DataConfig)
 
     @field_validator("metric")

@@ -6,6 +6,8 @@ trial ends with the same weights as an uninterrupted one.
 """
 from __future__ import annotations
 
+import json
+import os
 import time
 from typing import Any
 
@@ -73,7 +75,7 @@ def train(model: Any, ctx: Any, keras: Any) -> MetricsRecord:
 
     # Epochs the checkpoint holds; the epoch log is cut back to them (a kill can land between the two writes).
     backup_dir = ctx.checkpoints / "keras"
-    resumed = _checkpoint_epoch(backup_dir)
+    resumed = usable_checkpoint(backup_dir, model, -(-len(x_train) // batch_size), ctx.echo)
     ctx.truncate_epoch_log(resumed)
     if resumed:
         ctx.echo(f"resuming from the checkpoint after epoch {resumed}")
@@ -111,6 +113,70 @@ def train(model: Any, ctx: Any, keras: Any) -> MetricsRecord:
                          train_seconds=round(train_seconds, 3), eval_seconds=round(eval_seconds, 3),
                          n_train=len(x_train), n_test=len(x_test), framework="keras",
                          versions=_versions("keras", "tensorflow", "tensorflow-cpu", "numpy"))
+
+
+WEIGHTS, METADATA = "latest.weights.h5", "training_metadata.json"
+
+
+def usable_checkpoint(backup_dir, model: Any, steps_per_epoch: int, echo) -> int:
+    """Make BackupAndRestore's checkpoint safe to load; the completed epochs it holds (0: a clean start).
+
+    BackupAndRestore writes the weights in place, then the epoch in a second file, and on load catches
+    only OSError: a kill mid-write would crash every restart. Here a torn or unreadable pair falls back
+    to the previous one (the .bkp of double_checkpoint), then to a clean start, with a warning; and the
+    epoch comes from the optimizer's step count, which is inside the weights file, when the two disagree.
+    """
+    import shutil
+
+    latest, previous = (backup_dir / WEIGHTS, backup_dir / METADATA), \
+        (backup_dir / f"{WEIGHTS}.bkp", backup_dir / f"{METADATA}.bkp")
+    if not latest[0].exists() and not previous[0].exists():
+        return 0
+    if not getattr(model, "built", False) or getattr(model, "optimizer", None) is None:
+        return _checkpoint_epoch(backup_dir)
+    candidate = backup_dir / f"candidate.{WEIGHTS}"  # Keras loads only files named *.weights.h5
+    for index, (weights, meta) in enumerate((latest, previous)):
+        if not weights.exists():
+            continue
+        if index == 1:
+            shutil.copyfile(weights, candidate)
+        try:
+            epoch = _epoch_of(model, candidate if index == 1 else weights, meta, steps_per_epoch, echo)
+        except Exception as exc:  # h5py raises OSError, KeyError or ValueError on a torn file
+            detail = " ".join(str(exc).split())[:160]
+            following = "trying the previous one" if index == 0 else "no earlier checkpoint"
+            echo(f"warning: checkpoint {weights.name} is unreadable ({type(exc).__name__}: {detail}); {following}")
+            continue
+        if index == 1:
+            os.replace(candidate, latest[0])
+        (backup_dir / f".{METADATA}.tmp").write_text(json.dumps({"epoch": epoch, "batch": 0}))
+        os.replace(backup_dir / f".{METADATA}.tmp", latest[1])
+        return epoch
+    echo("warning: no readable checkpoint; training this trial again from the start")
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    return 0
+
+
+def _epoch_of(model: Any, weights, meta, steps_per_epoch: int, echo) -> int:
+    """Load the weights (raises if torn) and say which epoch they end."""
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(str(weights))
+    recorded = None
+    try:
+        recorded = int(json.loads(meta.read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    steps = int(model.optimizer.iterations.numpy())
+    if steps_per_epoch and steps % steps_per_epoch == 0:
+        counted = steps // steps_per_epoch
+        if recorded is not None and recorded != counted:
+            echo(f"warning: checkpoint metadata says epoch {recorded} but {weights.name} holds epoch {counted} "
+                 f"(killed between the two writes); resuming after epoch {counted}")
+        return counted
+    if recorded is None:
+        raise ValueError(f"{meta.name} is unreadable and the step count ({steps}) is not a whole epoch")
+    return recorded
 
 
 def _checkpoint_epoch(backup_dir) -> int:

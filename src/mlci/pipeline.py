@@ -5,7 +5,6 @@ notify); here they run in one process, and a killed `mlci run` continues where i
 """
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
@@ -18,12 +17,10 @@ from mlci.config import Config, load_config
 from mlci.detect import detect
 from mlci.errors import (EXIT_BELOW_THRESHOLD, EXIT_OK, EXIT_TRIAL_FAILED, MlciError, RunnerError, TrialError,
                          UsageError)
-from mlci.runners import LaunchSpec, Runner, Status, get_runner
-from mlci.store import (HparamsRecord, Kind, MetricsRecord, Restart, Run, RunRecord, RunStore, Trial, TrialState,
+from mlci.runners import LaunchSpec, Runner, get_runner
+from mlci.store import (HparamsRecord, Kind, MetricsRecord, Run, RunRecord, RunStore, Trial, TrialState,
                         file_hash, make_run_id, now_iso)
 from mlci.tweak import budget_left, module_defaults, script_knobs, tweak
-
-RESTART_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 class Events(Protocol):
@@ -124,101 +121,17 @@ def launch_trial(run: Run, trial: Trial, runner: Runner, config: Config) -> str:
     trial.write_state(state.model_copy(update={
         "status": "running", "runner": runner.name, "pid": int(handle) if handle.isdigit() else None,
         "container_id": None if handle.isdigit() else handle, "image": run.record().image if runner.name == "docker" else None,
-        "started_at": state.started_at or now_iso(), "ended_at": None, "exit_code": None, "reason": None}))
+        "started_at": state.started_at or now_iso(), "launched_at": time.time(), "ended_at": None, "exit_code": None,
+        "reason": None}))
     return handle
-
-
-def _heartbeat(trial: Trial) -> dict[str, Any]:
-    try:
-        return json.loads(trial.heartbeat_path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _final_status(runner: Runner, handle: str, trial: Trial) -> Status:
-    status_for = getattr(runner, "status_for", None)
-    return status_for(handle, trial.dir) if status_for else runner.status(handle)
-
-
-def _failure_reason(trial: Trial, status: Status) -> str:
-    error_file = trial.dir / "error.txt"
-    if error_file.exists():
-        text = error_file.read_text(encoding="utf-8", errors="replace").strip()
-        if text:
-            return text
-    tail = ""
-    if trial.log_path.exists():
-        lines = [ln for ln in trial.log_path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
-        tail = " | ".join(lines[-3:])[-400:]
-    return f"{status.reason or status.state}" + (f"; last log lines: {tail}" if tail else "")
-
-
-def _retryable(status: Status) -> bool:
-    """Killed or OOM-killed processes are worth a restart from the checkpoint; a user's error is not."""
-    return status.state in ("killed", "oom", "missing") or (status.exit_code is not None and status.exit_code >= 128)
 
 
 def wait_trial(run: Run, trial: Trial, runner: Runner, handle: str, config: Config,
                events: Events | None = None, poll: float = 0.25) -> TrialState:
-    """Wait for a trial, restarting it from its checkpoint when it is killed; collect the outcome."""
-    events = events or QuietEvents()
-    started = time.monotonic()
-    while True:
-        last_epoch = -1
-        while True:
-            status = runner.wait(handle, timeout=poll)
-            beat = _heartbeat(trial)
-            if beat.get("epoch", -1) != last_epoch:
-                last_epoch = beat.get("epoch", 0)
-                events.trial_progress(trial, last_epoch, beat.get("epochs"), beat.get("value"))
-            if status.finished:
-                break
-        status = _final_status(runner, handle, trial)
-        state = trial.state()
-        if status.succeeded and trial.has_metrics():
-            return _finish(run, trial, state, "succeeded", status, time.monotonic() - started, events)
-        if status.succeeded and (trial.dir / "pruned.json").exists():
-            return _finish(run, trial, state, "pruned", status, time.monotonic() - started, events)
-        if _retryable(status) and len(state.restarts) < config.max_restarts:
-            epoch = _heartbeat(trial).get("epoch")
-            reason = "OOM-killed" if status.state == "oom" else (status.reason or "died")
-            state.restarts.append(Restart(at=now_iso(), reason=reason, exit_code=status.exit_code,
-                                          resumed_from_epoch=epoch))
-            trial.write_state(state)
-            delay = RESTART_BACKOFF[min(len(state.restarts) - 1, len(RESTART_BACKOFF) - 1)]
-            events.notice(f"trial {trial.number} {reason}; restarting from its checkpoint (epoch {epoch}) "
-                          f"in {delay:g}s [{len(state.restarts)}/{config.max_restarts}]")
-            time.sleep(delay)
-            handle = launch_trial(run, trial, runner, config)
-            continue
-        if status.succeeded:
-            status = Status("exited", handle, exit_code=0, reason="exited 0 without writing metrics.json")
-        return _finish(run, trial, state, "failed", status, time.monotonic() - started, events)
+    """Wait for a trial, restarting it from its checkpoint when it dies (the monitor's decision); its outcome."""
+    from mlci.monitor import follow
 
-
-def _finish(run: Run, trial: Trial, state: TrialState, outcome: str, status: Status, wall: float,
-            events: Events) -> TrialState:
-    reason = None if outcome == "succeeded" else _failure_reason(trial, status)
-    if outcome == "pruned":
-        from mlci.pruning import read_pruned
-
-        pruned = read_pruned(trial)
-        reason = (f"pruned at epoch {pruned.epoch} ({pruned.metric} {pruned.value:.4f}, {pruned.pruner} pruner)"
-                  if pruned and pruned.value is not None else "pruned")
-    if outcome == "failed" and len(state.restarts) and _retryable(status):
-        reason = f"crash loop: gave up after {len(state.restarts)} restarts; {reason}"
-    state = state.model_copy(update={"status": outcome, "exit_code": status.exit_code, "reason": reason,
-                                     "ended_at": now_iso(), "wall_seconds": round(wall, 3)})
-    trial.write_state(state)
-    metrics = None
-    if outcome == "succeeded":
-        try:
-            metrics = trial.metrics()
-        except MlciError:
-            metrics = None
-    update_best(run)
-    events.trial_finished(trial, metrics, state)
-    return state
+    return follow(run, trial, runner, handle, config, events or QuietEvents(), poll=poll)
 
 
 _BEST_LOCK = threading.Lock()  # parallel trials end in threads: run.json is read, changed, written
@@ -254,16 +167,12 @@ def baseline_trial(run: Run) -> Trial:
     return trial
 
 
-def _resume_or_launch(run: Run, trial: Trial, runner: Runner, config: Config) -> str:
-    """A trial left running by a killed `mlci run` is waited for if alive, relaunched if not."""
-    state = trial.state()
-    if state.status == "running":
-        handle = str(state.pid) if state.pid else state.container_id
-        if handle and state.runner == runner.name and not _final_status(runner, handle, trial).finished:
-            return handle
-        state.restarts.append(Restart(at=now_iso(), reason="orchestrator stopped; trial found not running",
-                                      resumed_from_epoch=_heartbeat(trial).get("epoch")))
-        trial.write_state(state)
+def _resume_or_launch(run: Run, trial: Trial, runner: Runner, config: Config, events: Events) -> str | None:
+    """A trial left running by a killed `mlci run` is followed if alive, relaunched if not; None once closed."""
+    if trial.state().status == "running":
+        from mlci.monitor import adopt
+
+        return adopt(run, trial, runner, config, events)
     return launch_trial(run, trial, runner, config)
 
 
@@ -351,8 +260,8 @@ def _loop(run: Run, runner: Runner, config: Config, events: Events) -> tuple[str
                 return _outcome(run, config, "the strategy has nothing left to try")
         hparams = trial.hparams()
         events.trial_started(trial, hparams)
-        handle = _resume_or_launch(run, trial, runner, config)
-        state = wait_trial(run, trial, runner, handle, config, events)
+        handle = _resume_or_launch(run, trial, runner, config, events)
+        state = wait_trial(run, trial, runner, handle, config, events) if handle else trial.state()
         if state.status == "failed":
             if trial.number == 0 or not any(t.has_metrics() for t in run.trials()):
                 raise TrialError(f"trial {trial.number} failed: {state.reason}",

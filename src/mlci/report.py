@@ -127,6 +127,20 @@ def write_html(run: Run, rows: list[TrialRow] | None = None) -> Path:
         diff = trial.dir / "model.diff"
         if diff.exists():
             diffs.append(f"<h3>trial {trial.number}</h3><pre>{e(diff.read_text(encoding='utf-8', errors='replace'))}</pre>")
+    restarts = []
+    for trial in run.trials():
+        try:
+            state = trial.state()
+        except MlciError:
+            continue
+        for restart in state.restarts:
+            epoch = "the start" if restart.resumed_from_epoch is None else f"epoch {restart.resumed_from_epoch}"
+            code = "—" if restart.exit_code is None else str(restart.exit_code)
+            restarts.append(f"<tr><td>{trial.number}</td><td>{e(restart.at)}</td><td>{e(restart.reason)}</td>"
+                            f"<td>{code}</td><td>{e(epoch)}</td></tr>")
+    restart_table = ("<h2>Restarts</h2><p>A trial whose process or container died was started again and resumed "
+                     "from its checkpoint (job 6, the monitor).</p><table><tr><th>trial</th><th>at</th><th>reason</th>"
+                     "<th>exit code</th><th>resumed from</th></tr>" + "".join(restarts) + "</table>") if restarts else ""
     outcome = {"met": "reached the threshold", "exhausted": "budget spent below the threshold",
                "failed": "failed", "running": "running", "created": "created", "interrupted": "interrupted"}[record.status]
     page = f"""<!doctype html>
@@ -149,6 +163,7 @@ image <code>{e(record.image or 'local')}</code>.</p>
 <th>fit s</th><th>status</th><th>restarts</th><th>reason</th></tr>
 {''.join(body_rows)}
 </table>
+{restart_table}
 {extra}
 {'<h2>Source changes</h2>' + ''.join(diffs) if diffs else ''}
 <p><small>Started {e(record.created_at)}, finished {e(record.finished_at or '—')}.</small></p>

@@ -95,6 +95,7 @@ class TrialState(Record):
     exit_code: int | None = None
     reason: str | None = None
     started_at: str | None = None
+    launched_at: float | None = None  # unix time of the latest (re)launch: heartbeat staleness counts from it
     ended_at: str | None = None
     wall_seconds: float | None = None
     restarts: list[Restart] = Field(default_factory=list)
