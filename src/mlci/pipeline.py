@@ -297,7 +297,8 @@ def _parallel_loop(run: Run, runner: Runner, config: Config, events: Events) -> 
 
     def watch(trial: Trial, handle: str) -> None:
         try:
-            finished.put((trial, wait_trial(run, trial, runner, handle, config, events), None))
+            state = wait_trial(run, trial, runner, handle, config, events) if handle else trial.state()
+            finished.put((trial, state, None))
         except BaseException as exc:  # handed to the main thread, which decides
             finished.put((trial, None, exc))
 
@@ -307,7 +308,7 @@ def _parallel_loop(run: Run, runner: Runner, config: Config, events: Events) -> 
             if trial is None:
                 break
             events.trial_started(trial, trial.hparams())
-            handle = _resume_or_launch(run, trial, runner, config)
+            handle = _resume_or_launch(run, trial, runner, config, events)  # None: closed meanwhile
             # Daemon threads: Ctrl-C ends mlci at once; the trials go on and the next `mlci run` collects them.
             thread = threading.Thread(target=watch, args=(trial, handle), name=f"mlci-trial-{trial.number}",
                                       daemon=True)
