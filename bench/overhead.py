@@ -22,7 +22,6 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mlci.config import load_config  # noqa: E402
 from mlci.pipeline import baseline_trial, launch_trial, prepare_run, wait_trial  # noqa: E402
 from mlci.runners import LocalRunner  # noqa: E402
 from mlci.store import RunStore  # noqa: E402

@@ -106,8 +106,6 @@ def train(model: Any, ctx: Any, keras: Any) -> MetricsRecord:
     loss = float(results.get("loss", np.nan))
     history = _history_from(ctx)
     value = _metric_value(ctx.metric, accuracy, loss, model, x_test, data.y_test)
-    import tensorflow as tf  # noqa: F401  (version only)
-
     return MetricsRecord(value=value, accuracy=accuracy, loss=loss, history=history,
                          epochs_done=len(history.get("loss", [])), resumed_from_epoch=resumed or None,
                          train_seconds=round(train_seconds, 3), eval_seconds=round(eval_seconds, 3),

@@ -6,8 +6,6 @@ Each message is written to the run's outbox/ first, then sent through every conf
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import html
 import json
 import os
@@ -24,7 +22,7 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, getaddresses, make_msgid
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
@@ -34,7 +32,7 @@ from mlci.check import higher_is_better, meets
 from mlci.config import NotifyConfig, validate_config
 from mlci.errors import ConfigError, NotifyError, UsageError
 from mlci.report import trial_rows
-from mlci.store import Record, Run, RunRecord, RunStore, now_iso, read_record, write_json
+from mlci.store import Record, Run, RunRecord, RunStore, file_lock, now_iso, read_record, write_json
 
 EVENTS = ("success", "budget-exhausted", "trial-failed", "pipeline-error")
 # run.json status -> the event that announces it
@@ -509,25 +507,11 @@ def _read_message(path: Path) -> OutboxMessage:
                        fix="delete it and run `mlci notify` again to write it anew")
 
 
-@contextlib.contextmanager
-def _outbox_lock(run: Run) -> Iterator[None]:
+def _outbox_lock(run: Run):
     """Two processes (`mlci run` and job 5) never send the same message at once."""
-    run.outbox.mkdir(parents=True, exist_ok=True)
-    with open(run.outbox / ".lock", "a+") as handle:
-        deadline = time.monotonic() + LOCK_WAIT
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise NotifyError(f"{run.outbox} is locked by another mlci notify for {LOCK_WAIT:.0f}s",
-                                      hint="wait for it, then run `mlci notify --flush`") from None
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    busy = NotifyError(f"{run.outbox} is locked by another mlci notify for {LOCK_WAIT:.0f}s",
+                       hint="wait for it, then run `mlci notify --flush`")
+    return file_lock(run.outbox / ".lock", timeout=LOCK_WAIT, busy=busy)
 
 
 def _attachment_bytes(run: Run, message: OutboxMessage) -> bytes | None:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlci.check import CheckResult, best_trial, check, meets
+from mlci.check import best_trial, meets
 from mlci.config import Config, load_config
 from mlci.detect import detect
-from mlci.errors import (EXIT_BELOW_THRESHOLD, EXIT_OK, EXIT_TRIAL_FAILED, MlciError, RunnerError, TrialError,
+from mlci.errors import (EXIT_BELOW_THRESHOLD, EXIT_OK, EXIT_TRIAL_FAILED, MlciError, TrialError,
                          UsageError)
 from mlci.runners import LaunchSpec, Runner, get_runner
 from mlci.store import (HparamsRecord, Kind, MetricsRecord, Run, RunRecord, RunStore, Trial, TrialState,

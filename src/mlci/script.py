@@ -14,7 +14,6 @@ import re
 import runpy
 import shutil
 import sys
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field

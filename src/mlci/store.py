@@ -173,6 +173,26 @@ def read_record(path: Path, model: type[T], *, what: str, fix: str, error: type 
                     hint=fix) from None
 
 
+@contextlib.contextmanager
+def file_lock(path: Path, *, timeout: float | None, busy: Exception) -> Iterator[None]:
+    """An exclusive fcntl lock on `path`; `busy` is raised after `timeout` seconds (None: wait forever)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise busy from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 # ----------------------------------------------------------------------------- ids
 
 
@@ -299,25 +319,10 @@ class Run:
             except FileExistsError:
                 number += 1
 
-    @contextlib.contextmanager
-    def lock(self, *, wait: bool = False, timeout: float = 0.0) -> Iterator[None]:
+    def lock(self, *, wait: bool = False, timeout: float = 0.0):
         """Exclusive lock on the run: two processes never drive one run at once."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".lock", "a+") as handle:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if not wait and time.monotonic() >= deadline:
-                        raise BusyError(f"run {self.id} is in use by another mlci process",
-                                        hint="wait for it to finish, or use --wait") from None
-                    time.sleep(0.2)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        busy = BusyError(f"run {self.id} is in use by another mlci process", hint="wait for it to finish, or use --wait")
+        return file_lock(self.dir / ".lock", timeout=None if wait else timeout, busy=busy)
 
     def set_best(self, trial: Trial) -> None:
         """Copy the best trial's artifact and metrics into best/ (atomically replaced)."""
