@@ -84,7 +84,9 @@ class RichEvents:
         self.progress.__exit__(*exc)
 
     def notice(self, text: str) -> None:
-        self.progress.console.print(f"[dim]mlci:[/dim] {text}")
+        from rich.markup import escape
+
+        self.progress.console.print(f"[dim]mlci:[/dim] {escape(text)}")
 
     def trial_started(self, trial, hparams) -> None:
         change = f" ({hparams.change})" if hparams.change else ""
@@ -106,7 +108,9 @@ class RichEvents:
             self.progress.console.print(f"  [bold]{metrics.metric} {metrics.value:.4f}[/bold] "
                                         f"({metrics.epochs_done} epochs, fit {metrics.train_seconds:.1f}s)")
         else:
-            self.progress.console.print(f"  [red]failed[/red]: {state.reason}")
+            from rich.markup import escape
+
+            self.progress.console.print(f"  [red]{escape(state.status)}[/red]: {escape(state.reason or '')}")
 
 
 def trial_table(run):

@@ -598,7 +598,10 @@ def _raise_if_pending(result: NotifyResult, run_hint: str) -> NotifyResult:
     return result
 
 
-def _console(message: OutboxMessage, echo: Echo) -> None:
+def _console(message: OutboxMessage, echo: Echo, path: Path, full_text: bool) -> None:
+    if not full_text:  # `mlci run` has just printed the same facts as its summary
+        echo(f"notify: no channel in [notify] (smtp_host, webhook_url): '{message.subject}' kept in {path}")
+        return
     echo(f"notify: no channel in [notify] (smtp_host, webhook_url): the message stays in the outbox "
          f"and is shown here only")
     for line in message.text.rstrip().splitlines():
@@ -617,7 +620,7 @@ def event_for(record: RunRecord) -> str:
 
 
 def notify(run: Run, event: str | None = None, *, config: NotifyConfig, echo: Echo | None = None,
-           trial: int | None = None) -> NotifyResult:
+           trial: int | None = None, full_text: bool = True) -> NotifyResult:
     """Announce `event` of `run` (default: from its status) once, through every configured channel.
 
     Raises NotifyError (exit 8) when a channel fails after its retries; the message stays pending.
@@ -641,7 +644,7 @@ def notify(run: Run, event: str | None = None, *, config: NotifyConfig, echo: Ec
         fresh = not path.exists()
         _prepare(run, message, notifiers)
         if fresh and not message.deliveries:
-            _console(message, echo)
+            _console(message, echo, path, full_text)
         if not fresh and not message.pending():
             sent = ", ".join(f"{name} at {d.sent_at}" for name, d in message.deliveries.items())
             echo(f"notify: '{key}' of run {run.id} was already " + (f"sent ({sent}); not sending it again" if sent else

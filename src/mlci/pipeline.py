@@ -187,7 +187,8 @@ def run_pipeline(model_file: Path, *, store: RunStore, config_path: Path | None 
         record = run.record()
         events.notice(f"run {run.id}: {record.model_name} is {record.kind.framework}/{record.kind.architecture} "
                       f"({record.kind.mode}), runner {runner.name}, threshold {config.metric} ≥ {config.threshold:g}")
-        if record.status == "met" and not (config.optimize and budget_left(run, config)[0]):
+        still_met = meets(record.best_value, config.threshold, config.metric)  # the threshold may have been raised
+        if record.status == "met" and still_met and not (config.optimize and budget_left(run, config)[0]):
             return _result(run, "met", "threshold already met by this run")
         run.update(status="running", finished_at=None)
         try:
@@ -220,7 +221,7 @@ def _wrap_up(run: Run, config: Config, events: Events, notify_outcome: bool) -> 
         from mlci.notify import notify
 
         try:
-            notify(run, config=config.notify, echo=events.notice)
+            notify(run, config=config.notify, echo=events.notice, full_text=False)
         except MlciError as err:
             events.notice(f"warning: {err.one_line()}")
 
