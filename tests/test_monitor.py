@@ -471,6 +471,28 @@ def test_an_optuna_trial_left_running_is_closed_and_proposed_again(tmp_path, hom
         stand_in.wait()
 
 
+def test_monitor_leaves_a_proposal_of_the_optuna_strategy_alone(tmp_path, home):
+    """Job 4 proposed a trial (the study trial is RUNNING, linked through hparams.json) that job 2 has not
+    launched yet: job 6's `mlci monitor --once` must not close it and propose the same point again."""
+    import optuna
+
+    model = write_model(tmp_path / "m", KNN_SOURCE, "knn.py", 'dataset = "digits"\nstrategy = "optuna"\n'
+                        'threshold = 0.999\n')
+    created = mlci("fetch", str(model.parent), "--model", model.name, "--home", str(home), check=True)
+    run_id = dict(line.split("=", 1) for line in created.stdout.split())["RUN_ID"]
+    env = {"RUN_ID": run_id}
+    mlci("launch", "--home", str(home), "--wait", env=env, check=True)
+    assert "TRIAL=1" in mlci("tweak", "--home", str(home), env=env, check=True).stdout
+    run = RunStore(home).run(run_id)
+    link = run.trial(1).hparams().model_extra["optuna"]
+    done = mlci("monitor", "--once", "--run", run_id, "--home", str(home))
+    assert done.returncode == 0, done.stderr
+    assert "left RUNNING" not in done.stderr
+    study = optuna.load_study(study_name=link["study"], storage=link["storage"])
+    assert study.trials[link["trial"]].state == optuna.trial.TrialState.RUNNING
+    assert not any(t.state == optuna.trial.TrialState.WAITING for t in study.trials)  # nothing re-queued
+
+
 # ----------------------------------------------------------------------------- Docker: docker kill, OOM
 
 

@@ -344,10 +344,25 @@ def adopt(run: Run, trial: Trial, runner: Runner, config: Config, events: Any = 
 # ----------------------------------------------------------------------------- Optuna
 
 
+def _study_links(run: Run, study_name: str) -> dict[int, int]:
+    """Study trial number -> mlci trial number, from the `optuna` link the strategy writes into hparams.json."""
+    links = {}
+    for trial in run.trials():
+        try:
+            record = trial.hparams()
+        except MlciError:
+            continue
+        link = (record.model_extra or {}).get("optuna") or {}
+        if link.get("study") == study_name and isinstance(link.get("trial"), int):
+            links[link["trial"]] = trial.number
+    return links
+
+
 def close_abandoned_study_trials(run: Run, *, dry_run: bool = False) -> int:
     """Optuna trials left RUNNING by a dead orchestrator are closed; one whose proposal was lost is queued again.
 
-    An Optuna trial names its mlci trial in the user attribute `mlci_trial`. If that trial trained, its
+    An Optuna trial names its mlci trial in the user attribute `mlci_trial`, or through the `optuna` link
+    the Optuna strategy writes into that trial's hparams.json. If that trial trained, its
     value is told; if it failed, the failure; if it never reached the run store, the trial is failed and
     its parameters proposed again. Pending or running mlci trials are left alone: they will be told.
     Returns how many were (or, with dry_run, would be) closed.
@@ -363,8 +378,9 @@ def close_abandoned_study_trials(run: Run, *, dry_run: bool = False) -> int:
     closed = 0
     for summary in optuna.get_all_study_summaries(storage):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        links = _study_links(run, summary.study_name)
         for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            owner = frozen.user_attrs.get("mlci_trial")
+            owner = frozen.user_attrs.get("mlci_trial", links.get(frozen.number))
             trial = run.trial(owner) if isinstance(owner, int) else None
             value = None
             proposed = trial is not None and (trial.hparams_path.exists() or trial.state_path.exists())
