@@ -322,17 +322,13 @@ def wait(run_id, trial_number, timeout, home):
         handle = str(state.pid) if state.pid else state.container_id
         chosen = get_runner(state.runner)
         if timeout is not None:
-            import threading
-
-            timer = threading.Timer(timeout, lambda: os.kill(os.getpid(), __import__("signal").SIGALRM))
             import signal as _signal
 
             def _timeout(signum, frame):
                 raise TrialError(f"trial {trial.number} still running after {timeout:g}s", hint="wait again, or raise --timeout")
 
             _signal.signal(_signal.SIGALRM, _timeout)
-            timer.daemon = True
-            timer.start()
+            _signal.setitimer(_signal.ITIMER_REAL, timeout)
         state = wait_trial(run_, trial, chosen, handle, config)
     if state.status == "pruned":  # not a failure: the study stopped a hopeless trial; job 4 tweaks on
         click.echo(f"trial {trial.number}: {state.reason}")

@@ -20,11 +20,11 @@ import numpy as np
 
 from mlci.data import Dataset, load_dataset
 from mlci.errors import TrialError, UsageError
-from mlci.store import HparamsRecord, MetricsRecord, SCHEMA_VERSION, now_iso, read_record, write_json
+from mlci.runners.local import EXIT_FILE
+from mlci.store import HparamsRecord, MetricsRecord, read_record, write_json
 
 Echo = Callable[[str], None]
 HEARTBEAT_SECONDS = 1.0
-EXIT_FILE = "exit_code"
 
 
 # ----------------------------------------------------------------------------- the user's module
@@ -322,7 +322,3 @@ def finish_marker(trial_dir: Path, code: int) -> None:
         (trial_dir / EXIT_FILE).write_text(f"{code}\n")
     except OSError:
         pass
-
-
-def metrics_from_eval(value: float, **fields: Any) -> MetricsRecord:
-    return MetricsRecord(schema_version=SCHEMA_VERSION, value=float(value), finished_at=now_iso(), **fields)

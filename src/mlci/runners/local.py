@@ -29,7 +29,6 @@ class LocalRunner(Runner):
 
     def __init__(self) -> None:
         self._children: dict[int, tuple[subprocess.Popen, Path]] = {}
-        self._trial_dirs: dict[int, Path] = {}
 
     def start(self, spec: LaunchSpec) -> str:
         spec.trial_dir.mkdir(parents=True, exist_ok=True)
