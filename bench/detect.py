@@ -16,11 +16,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from mlci.detect import detect
-from mlci.errors import DetectionError
+from mlci.source.detect import detect
+from mlci.core.errors import DetectionError
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES_DIR = ROOT / "tests" / "detect_cases"
+CASES_DIR = ROOT / "tests" / "source" / "detect_cases"
 RESULTS = ROOT / "bench" / "results" / "detect.json"
 REPEAT = 5
 

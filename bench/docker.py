@@ -25,11 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mlci.images import IMAGES, build_images, tag_for  # noqa: E402
+from mlci.runners.images import IMAGES, build_images, tag_for  # noqa: E402
 from mlci.runners.base import LaunchSpec  # noqa: E402
 from mlci.runners.docker import DockerRunner, connect  # noqa: E402
 from mlci.runners.local import LocalRunner  # noqa: E402
-from mlci.store import HparamsRecord, MetricsRecord, write_json  # noqa: E402
+from mlci.core.store import HparamsRecord, MetricsRecord, write_json  # noqa: E402
 
 CNN = {"conv_blocks": 2, "filters": 16, "kernel_size": 3, "dense_layers": 1, "units": 64, "dropout": 0.0,
        "learning_rate": 0.001, "batch_size": 64}

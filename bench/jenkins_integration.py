@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
 from jenkins_standin import running  # noqa: E402
-from mlci import hook, jenkins  # noqa: E402
+from mlci.integrations import hook
+from mlci.integrations import jenkins  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 

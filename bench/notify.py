@@ -19,8 +19,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
-from mlci.config import NotifyConfig  # noqa: E402
-from mlci.notify import PASSWORD_ENV, notify  # noqa: E402
+from mlci.core.config import NotifyConfig  # noqa: E402
+from mlci.integrations.notify import PASSWORD_ENV, notify  # noqa: E402
 from test_notify import (PASSWORD, SmtpServer, WebhookServer, authenticator, make_certificate,  # noqa: E402
                          make_run, server_tls, smtp_config)
 

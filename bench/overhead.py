@@ -22,9 +22,9 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mlci.pipeline import baseline_trial, launch_trial, prepare_run, wait_trial  # noqa: E402
+from mlci.orchestration.pipeline import baseline_trial, launch_trial, prepare_run, wait_trial  # noqa: E402
 from mlci.runners import LocalRunner  # noqa: E402
-from mlci.store import RunStore  # noqa: E402
+from mlci.core.store import RunStore  # noqa: E402
 
 EXAMPLES = {"sklearn (KNN)": "models/mnist_sklearn/mnist_sklearn.py", "keras (CNN)": "models/mnist_cnn/mnist_cnn.py"}
 
@@ -66,7 +66,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     interpreter = startup([sys.executable, "-c", "pass"], 5)
-    cli_import = startup([sys.executable, "-c", "import mlci.cli, mlci.train"], 5)
+    cli_import = startup([sys.executable, "-c", "import mlci.cli, mlci.harness.train"], 5)
     results = {"interpreter_start": interpreter, "mlci_import_start": cli_import, "models": {}}
     for label, model in EXAMPLES.items():
         results["models"][label] = measure(Path(model), args.repeats)

@@ -29,10 +29,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from conftest import KERAS_DIGITS_SOURCE, write_model  # noqa: E402
-from mlci.monitor import Monitor, epochs_logged, heartbeat  # noqa: E402
-from mlci.pipeline import baseline_trial, launch_trial, prepare_run  # noqa: E402
+from mlci.orchestration.monitor import Monitor, epochs_logged, heartbeat  # noqa: E402
+from mlci.orchestration.pipeline import baseline_trial, launch_trial, prepare_run  # noqa: E402
 from mlci.runners import get_runner  # noqa: E402
-from mlci.store import RunStore  # noqa: E402
+from mlci.core.store import RunStore  # noqa: E402
 
 KILLS = int(os.environ.get("BENCH_KILLS", "5"))
 EPOCHS = 2 * KILLS + 3
@@ -246,7 +246,7 @@ def main() -> None:
         os.chmod(folder, 0o755)
         results.append(measure_mlci("local", folder / "local"))
         if "--no-docker" not in sys.argv and _engine_answers():
-            from mlci.config import ImagesConfig
+            from mlci.core.config import ImagesConfig
 
             image = ImagesConfig().keras
             try:

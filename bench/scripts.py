@@ -1,4 +1,4 @@
-"""Benchmark of script mode: each unmodified script in tests/scripts/ through `mlci run` (ladder).
+"""Benchmark of script mode: each unmodified script in tests/harness/scripts/ through `mlci run` (ladder).
 
 How many reach the threshold unmodified, and how many trials each needs; prints a table and
 writes bench/results/scripts.json. BENCH_THRESHOLD (default 0.80), BENCH_MAX_TRIALS (default 6).
@@ -19,10 +19,10 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mlci.check import meets  # noqa: E402
-from mlci.store import RunStore  # noqa: E402
+from mlci.core.objective import meets  # noqa: E402
+from mlci.core.store import RunStore  # noqa: E402
 
-SCRIPTS = ROOT / "tests" / "scripts"
+SCRIPTS = ROOT / "tests" / "harness" / "scripts"
 THRESHOLD = float(os.environ.get("BENCH_THRESHOLD", "0.80"))
 MAX_TRIALS = int(os.environ.get("BENCH_MAX_TRIALS", "6"))
 

@@ -64,11 +64,11 @@ def _summary(rows: list[dict], threshold: float) -> dict:
 
 def run_mlci(strategy: str, task: dict, seed: int, home: Path) -> dict:
     """The mlci loop with the trials trained in this process (TensorFlow starts once, not per trial)."""
-    from mlci.config import validate_config
-    from mlci.pipeline import baseline_trial, prepare_run, update_best
-    from mlci.store import RunStore
-    from mlci.train import train_trial
-    from mlci.tweak import tweak
+    from mlci.core.config import validate_config
+    from mlci.orchestration.pipeline import baseline_trial, prepare_run, update_best
+    from mlci.core.store import RunStore
+    from mlci.harness.train import train_trial
+    from mlci.tuning.tweak import tweak
 
     import keras
 
@@ -110,10 +110,10 @@ def run_hyperband(task: dict, seed: int, home: Path) -> dict:
     import keras
     import keras_tuner as kt
 
-    from mlci.data import load_dataset
-    from mlci.spaces import space_for
-    from mlci.train import load_module
-    from mlci.tweak import module_defaults
+    from mlci.harness.data import load_dataset
+    from mlci.tuning.spaces import space_for
+    from mlci.harness.train import load_module
+    from mlci.tuning.tweak import module_defaults
 
     module = load_module(task["model"])
     baseline = module_defaults(task["model"])

@@ -92,3 +92,64 @@ def mlci(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: 
     if check and done.returncode != 0:
         raise AssertionError(f"mlci {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
     return done
+
+
+# ----------------------------------------------------------------------------- the Docker engine (defined once)
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/mlci-test-docker.sock"}
+
+
+def _unavailable(why: str):
+    if IN_CI:
+        pytest.fail(f"CI=true but {why}; `make docker-ready` (scripts/docker-setup.sh) should have provided it")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """A client of the real Docker engine with the mlci images; CI fails without them, elsewhere they skip."""
+    docker = pytest.importorskip("docker")
+    from mlci.runners.docker import connect, engine_answers
+
+    if not engine_answers():
+        _unavailable("no Docker engine answers")
+    client = connect()
+    for tag in ("mlci/sklearn:latest", "mlci/keras:latest"):
+        try:
+            client.images.get(tag)
+        except docker.errors.ImageNotFound:
+            _unavailable(f"image {tag} is missing (build it with `mlci images build`)")
+    yield client
+    for container in client.containers.list(all=True, filters={"label": "mlci.test"}):
+        container.remove(force=True)
+
+
+@pytest.fixture
+def runner(engine):
+    from mlci.runners.docker import DockerRunner
+
+    made = DockerRunner(engine)
+    yield made
+    for container in made.containers():
+        if container.labels.get("mlci.run", "").startswith("test-"):
+            container.remove(force=True)
+
+
+@pytest.fixture
+def docker_runs(engine):
+    """Run ids whose containers are removed after the test."""
+    made: list[str] = []
+    yield made
+    for run_id in made:
+        for container in engine.containers.list(all=True, filters={"label": f"mlci.run={run_id}"}):
+            container.remove(force=True)
+
+
+@pytest.fixture
+def docker_home(engine, home):
+    """A run store whose runs' containers are removed after the test."""
+    yield home
+    for run_json in home.glob("runs/*/run.json"):
+        for container in engine.containers.list(all=True, filters={"label": f"mlci.run={run_json.parent.name}"}):
+            container.remove(force=True)

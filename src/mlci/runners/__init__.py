@@ -1,7 +1,7 @@
 """Runners: where a trial trains (a local subprocess or a Docker container), chosen by name."""
 from __future__ import annotations
 
-from mlci.errors import RunnerError, UsageError
+from mlci.core.errors import RunnerError, UsageError
 from mlci.runners.base import LaunchSpec, Runner, Status
 from mlci.runners.local import LocalRunner
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from mlci.config import ResourcesConfig
+from mlci.core.config import ResourcesConfig
 
 State = Literal["running", "exited", "killed", "oom", "missing"]
 

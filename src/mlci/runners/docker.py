@@ -16,10 +16,10 @@ import requests
 import urllib3
 from docker.types import DeviceRequest
 
-from mlci.config import ResourcesConfig
-from mlci.errors import ConfigError, MlciError, RunnerError
+from mlci.core.config import ResourcesConfig
+from mlci.core.errors import ConfigError, MlciError, RunnerError
 from mlci.runners.base import LaunchSpec, Runner, Status
-from mlci.store import TrialState, read_record, write_json
+from mlci.core.store import TrialState, read_record, write_json
 
 LABEL_RUN, LABEL_TRIAL, LABEL_MODEL = "mlci.run", "mlci.trial", "mlci.model"
 MODEL_MOUNT, TRIAL_MOUNT = "/model", "/trial"
@@ -135,7 +135,7 @@ class DockerRunner(Runner):
         return container.id
 
     def _image(self, ref: str, framework: str):
-        from mlci.images import FRAMEWORK_LABEL, NO_REGISTRY_NOTE, build_command
+        from mlci.runners.images import FRAMEWORK_LABEL, NO_REGISTRY_NOTE, build_command
 
         try:
             image = self.client.images.get(ref)

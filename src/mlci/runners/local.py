@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from mlci.errors import RunnerError
+from mlci.core.errors import RunnerError
 from mlci.runners.base import LaunchSpec, Runner, Status
 
 EXIT_FILE = "exit_code"  # written by the harness as it ends, read when the process is not our child

@@ -1,0 +1,324 @@
+"""The training harness (`mlci train --trial-dir DIR --model FILE`): what runs inside a container.
+
+It trains and never decides: read hparams.json, build, fit with checkpoints, evaluate, write
+metrics.json and the model. A killed trial started again resumes from its last epoch.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+import numpy as np
+
+from mlci.harness.data import Dataset, load_dataset
+from mlci.core.errors import TrialError, UsageError
+from mlci.runners.local import EXIT_FILE
+from mlci.core.store import HparamsRecord, MetricsRecord, read_record, write_json
+
+Echo = Callable[[str], None]
+HEARTBEAT_SECONDS = 1.0
+
+
+# ----------------------------------------------------------------------------- the user's module
+
+
+def load_module(model_file: Path) -> ModuleType:
+    """Import the user's model file by path, in its own folder, as a fresh module."""
+    if not model_file.is_file():
+        raise UsageError(f"{model_file}: model file not found", hint="pass the path of a .py file")
+    folder = str(model_file.parent.resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(f"mlci_user_{model_file.stem}", model_file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise TrialError(f"{model_file}:{exc.lineno}: syntax error ({exc.msg})", hint="fix the model file") from None
+    except Exception as exc:  # the user's code failed at import time
+        raise TrialError(f"{model_file}:{_user_line(exc, model_file)}: importing the model failed "
+                         f"({type(exc).__name__}: {exc})", hint="fix the model file; the traceback is in the trial log") from exc
+    return module
+
+
+def _user_line(exc: BaseException, model_file: Path) -> str:
+    """The line of the user's file where the exception passed last."""
+    line = "?"
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename).resolve() == model_file.resolve():
+            line = str(frame.lineno)
+    return line
+
+
+def check_hparams(hparams: dict[str, Any], defaults: dict[str, Any], source: Path) -> dict[str, Any]:
+    """Values must have the type of the module's HPARAMS default (an int where an int is expected)."""
+    checked = dict(hparams)
+    for key, value in hparams.items():
+        if key not in defaults or defaults[key] is None or value is None:
+            continue
+        default = defaults[key]
+        expected = type(default)
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok:
+                checked[key] = float(value)
+        elif isinstance(default, (list, tuple)):
+            ok = isinstance(value, (list, tuple))
+        else:
+            ok = isinstance(value, expected)
+        if not ok:
+            raise UsageError(f"{source}: hparam '{key}' = {value!r} has the wrong type; expected "
+                             f"{expected.__name__} like the model's default {default!r}",
+                             hint="fix the value or rewrite it with `mlci tweak`")
+    return checked
+
+
+# ----------------------------------------------------------------------------- liveness
+
+
+class Heartbeat:
+    """Touches trials/<n>/heartbeat every second with the epoch reached, for the monitor and progress bars."""
+
+    def __init__(self, trial_dir: Path):
+        self.path = trial_dir / "heartbeat"
+        self.epoch = 0
+        self.epochs: int | None = None
+        self.value: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mlci-heartbeat", daemon=True)
+
+    def __enter__(self) -> "Heartbeat":
+        self.beat()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.beat(done=True)
+
+    def beat(self, done: bool = False) -> None:
+        payload = {"pid": os.getpid(), "time": time.time(), "epoch": self.epoch, "epochs": self.epochs,
+                   "value": self.value, "done": done}
+        try:
+            write_json(self.path, payload)
+        except OSError:
+            pass  # a full disk must not kill training; the monitor then sees a stale beat
+
+    def _loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            self.beat()
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class TrainContext:
+    def __init__(self, trial_dir: Path, hp: dict[str, Any], data: Dataset, seed: int, metric: str,
+                 heartbeat: Heartbeat, echo: Echo):
+        self.trial_dir = trial_dir
+        self.hp = hp
+        self.data = data
+        self.seed = seed
+        self.metric = metric
+        self.heartbeat = heartbeat
+        self.echo = echo
+        self.checkpoints = trial_dir / "checkpoints"
+        self.epoch_log = self.checkpoints / "epochs.jsonl"
+        self.reporter: Any = None  # mlci.tuning.pruning.Reporter when the trial belongs to a study that prunes
+
+    def logged_epochs(self) -> list[dict[str, Any]]:
+        """Epochs already done in an earlier, interrupted attempt (one JSON line per epoch)."""
+        if not self.epoch_log.exists():
+            return []
+        rows = []
+        for line in self.epoch_log.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line torn by a kill: everything after it is unreliable
+        return rows
+
+    def log_epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()}}
+        with open(self.epoch_log, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.heartbeat.epoch = epoch + 1
+        self.heartbeat.value = row.get("val_accuracy", row.get("accuracy"))
+        shown = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch")
+        self.echo(f"epoch {epoch + 1}/{self.heartbeat.epochs}: {shown}")
+        if self.reporter is not None:
+            self.reporter.epoch_end(epoch, row)
+
+    def truncate_epoch_log(self, keep: int) -> None:
+        rows = self.logged_epochs()[:keep]
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        self.epoch_log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _history(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
+    history: dict[str, list[float]] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key != "epoch":
+                history.setdefault(key, []).append(value)
+    return history
+
+
+def _versions(*names: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": sys.version.split()[0]}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def _is_keras_model(model: Any) -> bool:
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, keras.Model)
+
+
+def _train_keras(model: Any, ctx: TrainContext) -> MetricsRecord:
+    import keras
+
+    from mlci.harness import keras_fit as keras_support
+
+    return keras_support.train(model, ctx, keras)
+
+
+def _train_sklearn(estimator: Any, ctx: TrainContext) -> MetricsRecord:
+    from mlci.harness import sklearn_fit as sklearn_support
+
+    return sklearn_support.train(estimator, ctx)
+
+
+def train_trial(trial_dir: Path, model_file: Path, *, dataset: str | None = None, seed: int = 0,
+                metric: str = "accuracy", echo: Echo = print) -> MetricsRecord | None:
+    """Train one trial of a model module; write metrics.json and the model into trial_dir.
+
+    A trial the study's pruner stops writes pruned.json instead of metrics.json and returns None.
+    """
+    started = time.perf_counter()
+    trial_dir = Path(trial_dir)
+    if _is_script(Path(model_file)):
+        from mlci.harness.script import train_script
+
+        return train_script(trial_dir, Path(model_file), seed=seed, metric=metric, echo=echo)
+    record = read_record(trial_dir / "hparams.json", HparamsRecord, what="hparams.json",
+                         fix="write it with `mlci tweak` (or `mlci run`)")
+    (trial_dir / "metrics.json").unlink(missing_ok=True)  # a retrained trial never shows stale metrics
+    (trial_dir / "pruned.json").unlink(missing_ok=True)
+    imported = time.perf_counter()
+    module = load_module(model_file)
+    import_seconds = time.perf_counter() - imported
+    build = getattr(module, "build_model", None)
+    if not callable(build):
+        raise TrialError(f"{model_file}: no build_model(hp) function",
+                         hint="define build_model(hp) returning a Keras model or a scikit-learn estimator "
+                              "(or run it as a plain script, which mlci supports in script mode)")
+    defaults = dict(getattr(module, "HPARAMS", {}) or {})
+    hp = {**defaults, **check_hparams(record.hparams, defaults, trial_dir / "hparams.json")}
+    seed = int(hp.get("seed", seed))
+    loaded = time.perf_counter()
+    data = _load_data(module, dataset, seed, model_file)
+    data_seconds = time.perf_counter() - loaded
+    echo(f"trial {record.trial}: {model_file.name} with {json.dumps(hp, sort_keys=True)}")
+    with Heartbeat(trial_dir) as heartbeat:
+        heartbeat.epochs = int(hp.get("epochs", 1))
+        ctx = TrainContext(trial_dir, hp, data, seed, metric, heartbeat, echo)
+        reporter = None
+        if (record.model_extra or {}).get("optuna"):
+            from mlci.tuning.pruning import Reporter, TrialPruned
+
+            reporter = ctx.reporter = Reporter.from_hparams(record.model_extra, echo)
+        if _wants_keras(module):
+            import keras
+
+            keras.utils.set_random_seed(seed)
+        try:
+            model = build(hp)
+        except Exception as exc:
+            raise TrialError(f"{model_file}:{_user_line(exc, model_file)}: build_model raised "
+                             f"{type(exc).__name__}: {exc}", hint="fix build_model; the traceback is in the trial log") from exc
+        try:
+            if _is_keras_model(model):
+                metrics = _train_keras(model, ctx)
+            elif hasattr(model, "fit") and hasattr(model, "predict"):
+                metrics = _train_sklearn(model, ctx)
+            else:
+                raise TrialError(f"{model_file}: build_model returned {type(model).__name__}, not a Keras model "
+                                 f"or a scikit-learn estimator", hint="return keras.Model or an estimator with fit/predict")
+        except Exception as exc:
+            if reporter is None or not isinstance(exc, TrialPruned):
+                raise
+            reporter.write(trial_dir, record.trial, exc)
+            echo(f"trial {record.trial}: pruned at epoch {exc.epoch} ({reporter.key} {exc.value:.4f}): "
+                 f"below the study's other trials at that epoch")
+            return None
+    metrics.trial = record.trial
+    metrics.metric = metric
+    metrics.import_seconds = round(import_seconds, 3)
+    metrics.data_seconds = round(data_seconds, 3)
+    metrics.harness_seconds = round(time.perf_counter() - started, 3)
+    write_json(trial_dir / "metrics.json", metrics)
+    echo(f"trial {record.trial}: {metric} = {metrics.value:.4f} "
+         f"({metrics.epochs_done} epochs, fit {metrics.train_seconds:.1f}s)")
+    return metrics
+
+
+def _is_script(model_file: Path) -> bool:
+    """No build_model(hp): script mode (decided from the source: importing a script would run it)."""
+    from mlci.source.rewrite import is_script
+
+    try:
+        return is_script(model_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return False  # load_module reports the unreadable file
+
+
+def _wants_keras(module: ModuleType) -> bool:
+    return "keras" in sys.modules or "tensorflow" in sys.modules
+
+
+def _load_data(module: ModuleType, dataset: str | None, seed: int, model_file: Path) -> Dataset:
+    loader = getattr(module, "load_data", None)
+    if callable(loader) and dataset in (None, "module"):
+        try:
+            (x_train, y_train), (x_test, y_test) = loader()
+        except Exception as exc:
+            raise TrialError(f"{model_file}:{_user_line(exc, model_file)}: load_data() raised "
+                             f"{type(exc).__name__}: {exc}", hint="fix load_data, or set dataset in mlci.toml") from exc
+        y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+        return Dataset("module", np.asarray(x_train), y_train, np.asarray(x_test), y_test,
+                       int(max(y_train.max(), y_test.max()) + 1) if y_train.ndim == 1 else y_train.shape[-1])
+    if dataset == "module":
+        raise UsageError(f"{model_file}: dataset = \"module\" but the file has no load_data()",
+                         hint="define load_data() or choose mnist-sample / digits / mnist")
+    return load_dataset(dataset or "mnist-sample", seed)
+
+
+def finish_marker(trial_dir: Path, code: int) -> None:
+    """Leave the exit code where a runner that is not our parent can read it."""
+    try:
+        (trial_dir / EXIT_FILE).write_text(f"{code}\n")
+    except OSError:
+        pass

@@ -1,0 +1,1 @@
+"""Integrations with the world around a run: git (fetch, hook), Jenkins, notifications, reports."""

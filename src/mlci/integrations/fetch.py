@@ -1,0 +1,88 @@
+"""Job 1: take the pushed commit of the model repository into the run store (`mlci fetch`).
+
+The code is snapshotted (git archive of that exact commit) under runs/<id>/src/, so every later
+job trains what was pushed, whatever happens to the workspace meanwhile.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from mlci.core.errors import UsageError
+from mlci.core.store import RunStore
+
+
+def _git(*args: str, cwd: Path | None = None) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=300)
+    except FileNotFoundError:
+        raise UsageError("git is not installed", hint="apt-get install git") from None
+    except subprocess.CalledProcessError as exc:
+        raise UsageError(f"git {' '.join(args)} failed: {exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else exc}",
+                         hint="check the repository URL/path and the ref") from None
+    return done.stdout.strip()
+
+
+def _is_git(path: Path) -> bool:
+    try:
+        _git("rev-parse", "--git-dir", cwd=path)
+        return True
+    except UsageError:
+        return False
+
+
+def fetch(source: str, *, store: RunStore, ref: str | None = None, model: str | None = None,
+          snapshot_root: Path | None = None) -> tuple[Path, str | None]:
+    """Snapshot `source` (a git URL, a repository folder, or a plain folder) at `ref`.
+
+    Returns (the model file inside the snapshot, the commit sha or None for a plain folder).
+    """
+    local = Path(source)
+    workdir = None
+    if local.exists() and local.is_dir():
+        repo = local
+    elif local.exists():
+        raise UsageError(f"{source}: not a folder or git repository", hint="pass the repository folder or its URL")
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="mlci-fetch-"))
+        _git("clone", "--quiet", "--no-checkout", source, str(workdir / "repo"))
+        repo = workdir / "repo"
+    try:
+        commit = None
+        if _is_git(repo):
+            commit = _git("rev-parse", f"{ref or 'HEAD'}^{{commit}}", cwd=repo)
+        root = snapshot_root or store.home / "src"
+        target = root / (commit or "worktree")
+        staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=_mkdir(root)))
+        if commit:
+            archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=repo, capture_output=True, check=True)
+            subprocess.run(["tar", "-x", "-C", str(staging)], input=archive.stdout, check=True)
+        else:
+            shutil.copytree(repo, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".mlci", ".git", "__pycache__"))
+        if target.exists():
+            shutil.rmtree(staging)
+        else:
+            staging.rename(target)
+        model_file = _entry(target, model)
+        return model_file, commit
+    finally:
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _entry(folder: Path, model: str | None) -> Path:
+    if model:
+        path = folder / model
+        if not path.is_file():
+            raise UsageError(f"{model}: not found in the fetched commit ({folder})", hint="pass --model with a path inside the repository")
+        return path
+    from mlci.source.detect import detect
+
+    return Path(detect(folder).entry)

@@ -1,0 +1,333 @@
+"""Jenkins integration: render the six jobs and the pipeline view from jobs/*.yaml with Jenkins
+Job Builder, deploy them through python-jenkins, trigger and query builds, and job 5's decision.
+
+Credentials come from the environment only (JENKINS_URL, JENKINS_USER, JENKINS_API_TOKEN).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from mlci.core.objective import meets
+from mlci.core.errors import RunnerError, UsageError
+
+JOB_SUFFIXES = ("1-fetch", "2-launch", "3-train", "4-check", "5-notify", "6-monitor")
+ENV_URL, ENV_USER, ENV_TOKEN = "JENKINS_URL", "JENKINS_USER", "JENKINS_API_TOKEN"
+
+
+# ----------------------------------------------------------------------------- where jobs/ lives
+
+
+def find_jobs_dir(explicit: Path | None = None) -> Path:
+    """jobs/ given by the user, else the copy inside the package (a link to the repo's jobs/)."""
+    folder = explicit or Path(str(resources.files("mlci") / "jenkins_files" / "jobs"))
+    if not (folder / "project.yaml").is_file():
+        if explicit is not None:
+            raise UsageError(f"{explicit}: no project.yaml in this folder",
+                             hint="pass the jobs/ folder of the mlci repository to --jobs")
+        raise UsageError(f"{folder}: the job definitions are missing from this mlci installation",
+                         hint="reinstall mlci, or pass the jobs/ folder of the mlci repository to --jobs")
+    return folder
+
+
+def _read_project(jobs_dir: Path) -> tuple[list[Any], dict[str, Any]]:
+    import yaml  # PyYAML comes with jenkins-job-builder
+
+    path = jobs_dir / "project.yaml"
+    try:
+        documents = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not valid YAML ({' '.join(str(exc).split())})", hint="fix the syntax") from None
+    projects = [item["project"] for item in documents if isinstance(item, dict) and "project" in item]
+    if len(projects) != 1:
+        raise UsageError(f"{path}: expected exactly one '- project:' entry, found {len(projects)}",
+                         hint="keep one project; copy jobs/ for a second deployment")
+    return documents, projects[0]
+
+
+def project_values(jobs_dir: Path) -> dict[str, Any]:
+    """The deployment's parameters (git-url, branch, ...) as project.yaml sets them."""
+    _, project = _read_project(jobs_dir)
+    return {key: value for key, value in project.items() if key not in ("jobs", "views")}
+
+
+@contextlib.contextmanager
+def _prepared(jobs_dir: Path, values: Mapping[str, Any]) -> Iterator[Path]:
+    """A temporary copy of jobs/ (and the scripts it embeds) with project.yaml's values replaced."""
+    import yaml
+
+    documents, project = _read_project(jobs_dir)
+    allowed = [key for key in project if key not in ("jobs", "views")]
+    for key, value in values.items():
+        if key not in allowed:
+            raise UsageError(f"{jobs_dir / 'project.yaml'}: unknown parameter '{key}'",
+                             hint=f"allowed: {', '.join(allowed)}")
+        project[key] = "" if value is None else str(value)
+    with tempfile.TemporaryDirectory(prefix="mlci-jobs-") as tmp:
+        # the templates embed ../scripts/*.sh, so the copy keeps jobs/ and scripts/ side by side
+        copy = Path(tmp) / "jobs"
+        shutil.copytree(jobs_dir, copy)
+        scripts = (jobs_dir / ".." / "scripts").resolve()
+        if scripts.is_dir():
+            shutil.copytree(scripts, Path(tmp) / "scripts")
+        (copy / "project.yaml").write_text(yaml.safe_dump(documents, sort_keys=False), encoding="utf-8")
+        yield copy
+
+
+# ----------------------------------------------------------------------------- JJB
+
+
+def _jjb_config(url: str | None = None, user: str | None = None, token: str | None = None):
+    from jenkins_jobs.config import JJBConfig
+
+    # An empty config file: neither ~/.config/jenkins_jobs nor /etc/jenkins_jobs changes what mlci renders.
+    with tempfile.NamedTemporaryFile("w", suffix=".ini", delete=False) as handle:
+        handle.write("[job_builder]\nignore_cache=True\n[jenkins]\nquery_plugins_info=False\n"
+                     f"url={url or 'http://localhost:8080/'}\n")
+    try:
+        config = JJBConfig(config_filename=handle.name)
+    finally:
+        os.unlink(handle.name)
+    config.jenkins["user"], config.jenkins["password"] = user, token
+    config.validate()
+    return config
+
+
+def _generate(jobs_dir: Path, jjb_config) -> tuple[Any, list, list]:
+    from jenkins_jobs.builder import JenkinsManager
+    from jenkins_jobs.errors import JenkinsJobsException
+    from jenkins_jobs.loader import load_files
+    from jenkins_jobs.registry import ModuleRegistry
+    from jenkins_jobs.roots import Roots
+    from jenkins_jobs.xml_config import XmlJobGenerator, XmlViewGenerator
+
+    try:
+        roots = Roots(jjb_config)
+        load_files(jjb_config, roots, [jobs_dir])
+        manager = JenkinsManager(jjb_config)
+        registry = ModuleRegistry(jjb_config, manager.plugins_list)
+        registry.set_macros(roots.macros)
+        jobs, views = roots.generate_jobs(), roots.generate_views()
+        registry.amend_job_dicts(jobs)
+        return (manager, XmlJobGenerator(registry).generateXML(jobs),
+                XmlViewGenerator(registry).generateXML(views))
+    except (JenkinsJobsException, OSError, ValueError, KeyError) as exc:
+        raise UsageError(f"{jobs_dir}: Jenkins Job Builder cannot render the jobs ({' '.join(str(exc).split())})",
+                         hint="fix the YAML; `jenkins-jobs test DIR` shows the same error") from None
+
+
+@dataclass
+class Rendered:
+    jobs: dict[str, Path]
+    views: dict[str, Path]
+
+
+def render(out_dir: Path, *, jobs_dir: Path | None = None, values: Mapping[str, Any] | None = None) -> Rendered:
+    """Write each job's and view's config.xml as OUT/<name>.xml (what `jenkins-jobs test -o` writes)."""
+    source = find_jobs_dir(jobs_dir)
+    with _prepared(source, values or {}) as prepared:
+        _, xml_jobs, xml_views = _generate(prepared, _jjb_config())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = Rendered({}, {})
+    for items, into in ((xml_jobs, written.jobs), (xml_views, written.views)):
+        for item in items:
+            path = out_dir / f"{item.name}.xml"
+            path.write_bytes(item.output())
+            into[item.name] = path
+    return written
+
+
+# ----------------------------------------------------------------------------- the server
+
+
+@dataclass
+class Credentials:
+    url: str
+    user: str | None
+    token: str | None
+
+
+def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credentials:
+    env = os.environ if environ is None else environ
+    url = env.get(ENV_URL, "").strip()
+    if not url:
+        raise UsageError(f"{ENV_URL} is not set",
+                         hint=f"export {ENV_URL}=https://jenkins.example.com/ (and {ENV_USER}, {ENV_TOKEN} "
+                              "from your Jenkins user's Configure page)")
+    user, token = env.get(ENV_USER) or None, env.get(ENV_TOKEN) or None
+    if bool(user) != bool(token):
+        missing = ENV_TOKEN if user else ENV_USER
+        raise UsageError(f"{missing} is not set but {ENV_USER if user else ENV_TOKEN} is",
+                         hint=f"export both {ENV_USER} and {ENV_TOKEN}, or neither for anonymous access")
+    return Credentials(url if url.endswith("/") else url + "/", user, token)
+
+
+@contextlib.contextmanager
+def _talking_to(credentials: Credentials, what: str) -> Iterator[None]:
+    """python-jenkins and requests failures -> one line naming the server and what to check."""
+    import jenkins
+    import requests
+
+    try:
+        yield
+    except jenkins.NotFoundException as exc:
+        raise UsageError(f"{credentials.url}: {what}: not found ({exc})",
+                         hint="deploy the jobs first with `mlci jenkins deploy`") from None
+    except (jenkins.JenkinsException, requests.RequestException, OSError) as exc:
+        raise RunnerError(f"{credentials.url}: {what} failed ({' '.join(str(exc).split())[:300]})",
+                          hint=f"check {ENV_URL}, {ENV_USER} and {ENV_TOKEN}, and that Jenkins is up") from None
+
+
+def _server(credentials: Credentials, timeout: float = 30.0):
+    import jenkins
+
+    return jenkins.Jenkins(credentials.url, username=credentials.user, password=credentials.token, timeout=timeout)
+
+
+@dataclass
+class Deployed:
+    jobs: list[str]
+    views: list[str]
+
+
+def deploy(credentials: Credentials, *, jobs_dir: Path | None = None,
+           values: Mapping[str, Any] | None = None) -> Deployed:
+    """Create or update the six jobs and the view on the server (JJB's `update`, without its cache)."""
+    source = find_jobs_dir(jobs_dir)
+    with _prepared(source, values or {}) as prepared:
+        manager, xml_jobs, xml_views = _generate(
+            prepared, _jjb_config(credentials.url, credentials.user, credentials.token))
+    with _talking_to(credentials, "deploying the jobs"):
+        manager.update_jobs(xml_jobs, n_workers=1)
+        manager.update_views(xml_views, n_workers=1)
+    return Deployed([job.name for job in xml_jobs], [view.name for view in xml_views])
+
+
+def job_name(prefix: str, suffix: str) -> str:
+    return f"{prefix}-{suffix}"
+
+
+def trigger(credentials: Credentials, *, job: str, parameters: Mapping[str, str] | None = None) -> int:
+    """Queue a build of `job` (buildWithParameters); returns the queue item number."""
+    with _talking_to(credentials, f"triggering {job}"):
+        return int(_server(credentials).build_job(job, dict(parameters or {}) or None) or 0)
+
+
+@dataclass
+class JobStatus:
+    job: str
+    exists: bool
+    color: str | None = None  # Jenkins' ball: blue, red, notbuilt, *_anime while building
+    in_queue: bool = False
+    last_build: int | None = None
+    result: str | None = None  # SUCCESS | FAILURE | ... | None while building
+    building: bool = False
+    url: str | None = None
+
+
+def status(credentials: Credentials, *, prefix: str = "mlci") -> list[JobStatus]:
+    """The six jobs' last build, in chain order."""
+    server = _server(credentials)
+    found = []
+    for suffix in JOB_SUFFIXES:
+        name = job_name(prefix, suffix)
+        with _talking_to(credentials, f"reading {name}"):
+            if not server.job_exists(name):
+                found.append(JobStatus(name, exists=False))
+                continue
+            info = server.get_job_info(name)
+            entry = JobStatus(name, True, info.get("color"), bool(info.get("inQueue")), url=info.get("url"))
+            last = info.get("lastBuild") or {}
+            if last.get("number") is not None:
+                build = server.get_build_info(name, int(last["number"]))
+                entry.last_build, entry.result = int(last["number"]), build.get("result")
+                entry.building = bool(build.get("building"))
+            found.append(entry)
+    return found
+
+
+# ----------------------------------------------------------------------------- job 5's decision
+
+
+@dataclass
+class Decision:
+    action: str  # retrain | notify
+    event: str | None  # the `mlci notify --event` when action is notify
+    reason: str
+
+
+def decide(status_json: Mapping[str, Any], source: str = "status") -> Decision:
+    """Retrain while a proposed trial waits and the threshold is unmet; otherwise which notification."""
+    missing = [key for key in ("run_id", "status") if key not in status_json]
+    if missing or not ({"next_trial", "budget_left"} & set(status_json)):
+        key = missing[0] if missing else "next_trial"
+        raise UsageError(f"{source}: key '{key}' missing; this is not the output of `mlci status --json`",
+                         hint="write it with `mlci status --run RUN_ID --json > FILE`")
+    state = status_json["status"]
+    if state == "failed":
+        return Decision("notify", "trial-failed", "the run failed")
+    if state == "met" or _meets(status_json):
+        return Decision("notify", "success", f"best {status_json.get('best_value')} meets the threshold")
+    if "next_trial" in status_json:
+        # job 4's tweak proposed the next trial only if budget was left; job 2 launches exactly that one
+        pending = status_json["next_trial"]
+        if pending is not None and state != "exhausted":
+            return Decision("retrain", None, f"trial {pending} is proposed and waits to be trained")
+    elif _budget(status_json["budget_left"]) and state != "exhausted":
+        return Decision("retrain", None, "budget is left below the threshold")
+    return Decision("notify", "budget-exhausted", "the trial budget is spent below the threshold")
+
+
+def _budget(value: Any) -> bool:
+    """`budget_left` is a flag in mlci status, a count in older outputs: both read the same here."""
+    return bool(value) if isinstance(value, bool) else isinstance(value, (int, float)) and value > 0
+
+
+def _meets(status_json: Mapping[str, Any]) -> bool:
+    best, threshold = status_json.get("best_value"), status_json.get("threshold")
+    if not isinstance(best, (int, float)) or not isinstance(threshold, (int, float)):
+        return False
+    return meets(float(best), float(threshold), status_json.get("metric") or "accuracy")
+
+
+def read_status_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: file not found", hint="write it with `mlci status --run RUN_ID --json > FILE`") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not the JSON of `mlci status --json` ({exc})",
+                         hint="write it with `mlci status --run RUN_ID --json > FILE`") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: must be a JSON object", hint="write it with `mlci status --run RUN_ID --json > FILE`")
+    return data
+
+
+def write_properties(path: Path, values: Mapping[str, Any]) -> None:
+    """KEY=VALUE lines for the Parameterized Trigger plugin, written atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(f"{key}={'' if value is None else value}\n" for key, value in values.items())
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def decide_file(status_path: Path, retrain_path: Path) -> Decision:
+    """Job 5: read `mlci status --json` output; on retrain write the properties that trigger job 2."""
+    status_json = read_status_file(status_path)
+    decision = decide(status_json, str(status_path))
+    if decision.action == "retrain":
+        write_properties(retrain_path, {"RUN_ID": status_json["run_id"],
+                                        "NEXT_TRIAL": status_json.get("next_trial")})
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            retrain_path.unlink()
+    return decision

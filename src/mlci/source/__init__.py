@@ -1,0 +1,1 @@
+"""Reading the user's code: detection of the model kind, and rewriting of unmodified scripts."""

@@ -1,0 +1,1 @@
+"""Tuning: strategies that propose a trial's hyperparameters, their search spaces, and pruning."""

@@ -1,0 +1,315 @@
+"""Search spaces: which values the tuner may give each hyperparameter, per kind of model.
+
+A space names only knobs the model module uses (its HPARAMS keys); a module's SEARCH_SPACE and
+`[space]` in mlci.toml override the built-in ranges. Bad entries are one-line ConfigErrors.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlci.core.errors import ConfigError
+
+TYPES = ("int", "float", "categorical")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searchable hyperparameter: an int or float range, or a list of choices."""
+
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.type == "categorical":
+            return {"type": "categorical", "choices": list(self.choices)}
+        out: dict[str, Any] = {"type": self.type, "low": self.low, "high": self.high}
+        if self.log:
+            out["log"] = True
+        if self.step is not None:
+            out["step"] = self.step
+        return out
+
+    def contains(self, value: Any) -> bool:
+        if self.type == "categorical":
+            return any(_same(value, c) for c in self.choices)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.type == "int" and not float(value).is_integer():
+            return False
+        return self.low <= value <= self.high
+
+    def widened(self, value: Any) -> "Param":
+        """The same entry grown to hold `value` (the user's own baseline is always a valid point)."""
+        if self.contains(value) or value is None:
+            return self
+        if self.type == "categorical":
+            return Param(self.name, "categorical", choices=(*self.choices, value))
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return self
+        if self.log and value <= 0:
+            return self  # a log range cannot hold 0; the baseline keeps it, the search does not
+        low, high = min(self.low, value), max(self.high, value)
+        if self.type == "int":
+            if not float(value).is_integer():
+                return self
+            low, high = int(low), int(high)
+        step = self.step
+        if step is not None and ((value - low) / step) % 1:
+            step = None
+        return Param(self.name, self.type, low, high, self.log, step)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+# ----------------------------------------------------------------------------- built-in spaces
+
+def _i(low: int, high: int, log: bool = False) -> dict[str, Any]:
+    return {"type": "int", "low": low, "high": high, **({"log": True} if log else {})}
+
+
+def _f(low: float, high: float, log: bool = False) -> dict[str, Any]:
+    return {"type": "float", "low": low, "high": high, **({"log": True} if log else {})}
+
+
+def _c(*choices: Any) -> dict[str, Any]:
+    return {"type": "categorical", "choices": list(choices)}
+
+
+# Keras knobs shared by every architecture; the architecture tables below override some ranges.
+KERAS: dict[str, dict[str, Any]] = {
+    "learning_rate": _f(1e-4, 1e-2, log=True),
+    "batch_size": _c(32, 64, 128),
+    "epochs": _i(1, 10),
+    "dropout": _f(0.0, 0.5),
+    "units": _i(16, 256, log=True),
+    "dense_layers": _i(1, 3),
+    "optimizer": _c("adam", "rmsprop", "nadam"),
+    "activation": _c("relu", "elu", "tanh"),
+}
+
+CNN: dict[str, dict[str, Any]] = {
+    **KERAS,
+    "conv_blocks": _i(1, 3),
+    "filters": _i(8, 64, log=True),
+    "kernel_size": _c(3, 5),
+    "pooling": _c("max", "avg"),
+    "dense_layers": _i(0, 2),
+}
+
+ANN: dict[str, dict[str, Any]] = {**KERAS, "units": _i(16, 512, log=True), "epochs": _i(1, 20)}
+
+# scikit-learn estimators by type: the class the model module builds decides the table.
+SKLEARN: dict[str, dict[str, dict[str, Any]]] = {
+    "KNeighborsClassifier": {"n_neighbors": _i(1, 50, log=True), "weights": _c("uniform", "distance"),
+                             "p": _c(1, 2)},
+    "LogisticRegression": {"C": _f(1e-3, 1e3, log=True), "max_iter": _i(100, 3000, log=True),
+                           "tol": _f(1e-6, 1e-2, log=True)},
+    "RandomForestClassifier": {"n_estimators": _i(10, 500, log=True), "max_depth": _i(2, 64, log=True),
+                               "min_samples_split": _i(2, 20), "min_samples_leaf": _i(1, 10),
+                               "max_features": _c("sqrt", "log2")},
+    "SVC": {"C": _f(1e-2, 1e3, log=True), "gamma": _f(1e-4, 1.0, log=True), "kernel": _c("rbf", "poly", "linear")},
+    "MLPClassifier": {"hidden_layer_sizes": _c([64], [128], [256], [128, 64], [256, 128]),
+                      "alpha": _f(1e-6, 1e-1, log=True), "learning_rate_init": _f(1e-4, 1e-1, log=True),
+                      "max_iter": _i(50, 1000, log=True), "epochs": _i(1, 50), "batch_size": _c(32, 64, 128, 256)},
+    "SGDClassifier": {"alpha": _f(1e-7, 1e-1, log=True), "loss": _c("hinge", "log_loss", "modified_huber"),
+                      "penalty": _c("l2", "l1", "elasticnet"), "epochs": _i(1, 50), "eta0": _f(1e-4, 1.0, log=True)},
+}
+SKLEARN_ANY: dict[str, dict[str, Any]] = {k: v for table in SKLEARN.values() for k, v in table.items()}
+
+
+# ----------------------------------------------------------------------------- parsing and checks
+
+def parse_param(name: str, entry: Any, source: str) -> Param:
+    """One `{"type": ..., ...}` entry, checked: a ConfigError names the source and the key."""
+    where = f"{source}: space '{name}'"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a table such as {{type = \"int\", low = 1, high = 8}}, got {entry!r}")
+    unknown = set(entry) - {"type", "low", "high", "log", "step", "choices"}
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s) {', '.join(sorted(unknown))}",
+                          hint="allowed: type, low, high, log, step, choices")
+    kind = entry.get("type")
+    if kind not in TYPES:
+        raise ConfigError(f"{where} has type {kind!r}", hint=f"use one of {', '.join(TYPES)}")
+    if kind == "categorical":
+        choices = entry.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"{where} needs a non-empty list 'choices'", hint='e.g. choices = ["max", "avg"]')
+        return Param(name, kind, choices=tuple(choices))
+    low, high = entry.get("low"), entry.get("high")
+    for key, value in (("low", low), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where} needs a number '{key}', got {value!r}")
+        if kind == "int" and not float(value).is_integer():
+            raise ConfigError(f"{where} is an int range but {key} = {value!r}", hint="use whole numbers or type = \"float\"")
+    if low > high:
+        raise ConfigError(f"{where} has low = {low!r} > high = {high!r}", hint="swap them")
+    log = entry.get("log", False)
+    if not isinstance(log, bool):
+        raise ConfigError(f"{where} has log = {log!r}", hint="use true or false")
+    if log and low <= 0:
+        raise ConfigError(f"{where} is a log range with low = {low!r}", hint="a log range needs low > 0")
+    step = entry.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0):
+        raise ConfigError(f"{where} has step = {step!r}", hint="use a positive number")
+    if step is not None and log:
+        raise ConfigError(f"{where} has both step and log", hint="use one of them")
+    if kind == "int":
+        low, high = int(low), int(high)
+        step = int(step) if step is not None else None
+    return Param(name, kind, low, high, log, step)
+
+
+def parse_space(table: Any, source: str) -> dict[str, Param]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: the search space must be a table of hyperparameters, got {type(table).__name__}")
+    return {name: parse_param(name, entry, source) for name, entry in table.items()}
+
+
+# ----------------------------------------------------------------------------- what the model uses
+
+def estimator_class(model_file: Path) -> str | None:
+    """The scikit-learn class the module builds (the first known class name it mentions)."""
+    try:
+        tree = ast.parse(Path(model_file).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+        if name in SKLEARN:
+            return name
+    return None
+
+
+class NotLiteral(ValueError):
+    """A module-level assignment that is not a plain literal (line number in args[0])."""
+
+
+def module_literal(model_file: Path, name: str) -> Any:
+    """The literal value of `NAME = ...` at the top of a module, read without importing it; None if absent."""
+    try:
+        tree = ast.parse(Path(model_file).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.value is not None:
+            try:
+                return ast.literal_eval(node.value)
+            except (ValueError, SyntaxError, TypeError):
+                raise NotLiteral(node.lineno) from None
+    return None
+
+
+def module_space(model_file: Path) -> dict[str, Any] | None:
+    """The module's SEARCH_SPACE literal."""
+    try:
+        return module_literal(model_file, "SEARCH_SPACE")
+    except NotLiteral as exc:
+        raise ConfigError(f"{model_file}:{exc.args[0]}: SEARCH_SPACE must be a literal dict",
+                          hint="write it with plain numbers, strings and lists") from None
+
+
+def builtin_table(framework: str, architecture: str, model_file: Path | None) -> dict[str, dict[str, Any]]:
+    if framework == "sklearn":
+        found = estimator_class(model_file) if model_file else None
+        return SKLEARN.get(found, SKLEARN_ANY) if found else SKLEARN_ANY
+    return CNN if architecture == "cnn" else ANN
+
+
+def _compatible(param: Param, default: Any) -> bool:
+    """Does the knob take values of this type? (The harness refuses an int where a string was.)"""
+    if default is None:
+        return True
+    if param.type == "categorical":
+        kinds = {type(c) for c in param.choices}
+        if isinstance(default, (list, tuple)):
+            return all(isinstance(c, (list, tuple)) for c in param.choices)
+        if isinstance(default, bool):
+            return kinds == {bool}
+        if isinstance(default, (int, float)):
+            return all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in param.choices) and (
+                isinstance(default, float) or all(isinstance(c, int) for c in param.choices))
+        return all(isinstance(c, type(default)) for c in param.choices)
+    if isinstance(default, bool):
+        return False
+    if param.type == "int":
+        return isinstance(default, int)
+    return isinstance(default, (int, float))
+
+
+def space_for(baseline: dict[str, Any], *, framework: str, architecture: str, model_file: Path | None = None,
+              overrides: dict[str, Any] | None = None, source: str = "mlci.toml") -> dict[str, Param]:
+    """The space a run searches: built-in ranges for its kind, then SEARCH_SPACE, then `[space]`.
+
+    Built-in ranges are kept only for knobs the module has (HPARAMS keys) and whose type fits;
+    a knob named in SEARCH_SPACE or `[space]` must exist in HPARAMS. Each range is widened to
+    hold the user's own value, so the baseline is a point of the space.
+    """
+    space = {}
+    for name, entry in builtin_table(framework, architecture, model_file).items():
+        if name in baseline:
+            param = parse_param(name, entry, "built-in space")
+            if _compatible(param, baseline[name]):
+                space[name] = param
+    explicit: list[tuple[str, dict[str, Any]]] = []
+    declared = module_space(model_file) if model_file else None
+    if declared is not None:
+        explicit.append((f"{model_file} (SEARCH_SPACE)", declared))
+    if overrides:
+        explicit.append((f"{source} [space]", overrides))
+    for where, table in explicit:
+        for name, param in parse_space(table, where).items():
+            if baseline and name not in baseline:
+                raise ConfigError(f"{where}: space '{name}' is not a hyperparameter of the model",
+                                  hint=f"the model's HPARAMS keys are: {', '.join(sorted(baseline)) or 'none'}")
+            if name in baseline and not _compatible(param, baseline[name]):
+                raise ConfigError(f"{where}: space '{name}' gives {param.type} values but the model's default is "
+                                  f"{baseline[name]!r}", hint="make the space's values the type of the default")
+            space[name] = param
+    return {name: param.widened(baseline.get(name)) for name, param in space.items()}
+
+
+# ----------------------------------------------------------------------------- Optuna bridge
+
+def encode(value: Any) -> Any:
+    """Optuna's categorical choices are scalars: a list (hidden_layer_sizes) travels as JSON text."""
+    return json.dumps(value) if isinstance(value, (list, tuple)) else value
+
+
+def decode(param: Param, value: Any) -> Any:
+    if param.type == "categorical" and isinstance(value, str):
+        for choice in param.choices:
+            if isinstance(choice, (list, tuple)) and encode(choice) == value:
+                return list(choice)
+    if param.type == "int":
+        return int(value)
+    if param.type == "float":
+        return float(value)
+    return value
+
+
+def distributions(space: dict[str, Param]) -> dict[str, Any]:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    found = {}
+    for name, p in space.items():
+        if p.type == "categorical":
+            found[name] = CategoricalDistribution([encode(c) for c in p.choices])
+        elif p.type == "int":
+            found[name] = IntDistribution(int(p.low), int(p.high), log=p.log, step=int(p.step or 1))
+        else:
+            found[name] = FloatDistribution(float(p.low), float(p.high), log=p.log, step=p.step)
+    return found

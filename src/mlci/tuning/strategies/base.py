@@ -1,0 +1,79 @@
+"""The Strategy interface: who proposes the next trial's hyperparameters (and never trains).
+
+A strategy rebuilds what it knows from the run store on every call, so `mlci tweak` can run
+in a fresh process (a Jenkins build) and still continue the same search.
+"""
+from __future__ import annotations
+
+import abc
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlci.core.config import Config
+from mlci.core.errors import MlciError
+from mlci.core.store import Run, Trial
+
+
+@dataclass
+class Proposal:
+    hparams: dict[str, Any]
+    proposed_by: str
+    parent: int | None = None
+    change: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # strategy bookkeeping stored in hparams.json
+
+
+@dataclass
+class PastTrial:
+    number: int
+    hparams: dict[str, Any]
+    proposed_by: str
+    parent: int | None
+    value: float | None  # None: failed, pruned or not finished
+    status: str
+
+
+def past_trials(run: Run) -> list[PastTrial]:
+    """Every trial of the run with what it tried and what it achieved."""
+    found = []
+    for trial in run.trials():
+        if not trial.hparams_path.exists():
+            continue
+        try:
+            record = trial.hparams()
+        except MlciError:
+            continue
+        value = None
+        if trial.has_metrics():
+            try:
+                value = trial.metrics().value
+            except MlciError:
+                value = None
+        status = trial.state().status if trial.state_path.exists() else ("succeeded" if value is not None else "pending")
+        found.append(PastTrial(trial.number, record.hparams, record.proposed_by, record.parent, value, status))
+    return found
+
+
+def same_hparams(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+class Strategy(abc.ABC):
+    name = "strategy"
+
+    def __init__(self, run: Run, config: Config, baseline: dict[str, Any], framework: str):
+        self.run = run
+        self.config = config
+        self.baseline = dict(baseline)
+        self.framework = framework
+
+    @abc.abstractmethod
+    def propose(self) -> Proposal | None:
+        """The next trial's hyperparameters, or None when the strategy has nothing left to try."""
+
+    def observe(self, trial: Trial) -> None:
+        """Called once a trial has ended (metrics written, or failed): learn from it."""
+
+    def finish(self) -> None:
+        """Called when the report is written: record what the strategy learned (importances, ...)."""

@@ -1,0 +1,408 @@
+"""The Optuna strategy (the default): TPE over the model's search space, with pruning and warm start.
+
+The study lives in the run store (runs/<id>/study.db, or any SQLAlchemy URL as `storage`) and
+is rebuilt from the trial folders on every call, so `mlci tweak` in a fresh process continues it.
+"""
+from __future__ import annotations
+
+import html
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+from mlci.core.objective import better, higher_is_better
+from mlci.core.config import find_config
+from mlci.core.errors import ConfigError, MlciError
+from mlci.tuning.spaces import Param, decode, distributions, encode, space_for
+from mlci.core.store import Run, RunStore, Trial
+from mlci.tuning.strategies.base import Proposal, Strategy
+
+# TPE models the history once this many trials are done (baseline, centre and warm-start history count).
+STARTUP_TRIALS = 4
+# An asked point that repeats a finished trial is told that trial's result and asked again, this many times.
+MAX_REPEATS = 25
+# Earlier runs of the same model feed the study at most this many trials (the newest first).
+MAX_HISTORY = 200
+SOURCE = "mlci_source"  # user attr of an enqueued trial: why it is proposed
+KEY = "mlci_key"  # user attr of a trial added from the run store: "<run id>#<trial>"
+
+
+def storage_url(run: Run, storage: str | None) -> str:
+    return storage or f"sqlite:///{run.study_path.resolve()}"
+
+
+def study_name(run: Run) -> str:
+    return f"mlci-{run.id}"
+
+
+def _quiet_optuna() -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    return optuna
+
+
+def open_storage(url: str) -> Any:
+    """An RDB storage; SQLite waits for a lock rather than failing when trials write at once."""
+    optuna = _quiet_optuna()
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as exc:  # SQLAlchemy raises many kinds: a bad URL, a missing driver, no server
+        raise ConfigError(f"storage = {url!r} cannot be opened ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
+                          hint="use a SQLAlchemy URL such as sqlite:///study.db or postgresql://user@host/db") from None
+
+
+def make_pruner(spec: dict[str, Any] | None) -> Any:
+    """The pruner named in the config; the harness rebuilds it from the same spec (hparams.json)."""
+    optuna = _quiet_optuna()
+    name = (spec or {}).get("name", "none")
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=spec.get("n_startup_trials", 2),
+                                           n_warmup_steps=spec.get("n_warmup_steps", 2))
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.get("max_resource", "auto"),
+                                              reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def reported_key(metric: str) -> str:
+    """The per-epoch validation value the harness reports for this metric."""
+    return "val_loss" if metric == "loss" else "val_accuracy"
+
+
+class OptunaStrategy(Strategy):
+    name = "optuna"
+    prunes = True
+    warm_starts = True
+    starts_at_centre = True
+
+    def __init__(self, run: Run, config, baseline: dict[str, Any], framework: str):
+        super().__init__(run, config, baseline, framework)
+        record = run.record()
+        architecture = record.kind.architecture if record.kind else "ann"
+        self.model_file = Path(record.model_file)
+        self.space: dict[str, Param] = space_for(self.baseline, framework=framework, architecture=architecture,
+                                                 model_file=self.model_file, overrides=config.space,
+                                                 source=str(find_config(self.model_file) or "mlci.toml"))
+        self.metric = config.metric
+        self.direction = "maximize" if higher_is_better(self.metric) else "minimize"
+        self.url = storage_url(run, config.storage)
+
+    # ------------------------------------------------------------------ study
+
+    def sampler(self, seed: int) -> Any:
+        optuna = _quiet_optuna()
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True,
+                                          constant_liar=True)
+
+    def pruner_spec(self) -> dict[str, Any] | None:
+        if not self.prunes or self.config.pruner == "none":
+            return None
+        return {"name": self.config.pruner, "n_startup_trials": 2, "n_warmup_steps": 2}
+
+    def study(self) -> Any:
+        optuna = _quiet_optuna()
+        study = optuna.create_study(storage=open_storage(self.url), study_name=study_name(self.run),
+                                    direction=self.direction, load_if_exists=True,
+                                    pruner=make_pruner(self.pruner_spec()))
+        # A fixed seed per process would repeat the same proposals in every `mlci tweak`: derive it
+        # from the run's seed and how far the study is.
+        done = len(study.get_trials(deepcopy=False))
+        study.sampler = self.sampler((self.config.seed * 1_000_003 + done * 7_919) % (2**31 - 1))
+        return study
+
+    # ------------------------------------------------------------------ run store -> study
+
+    def _finished(self, trial: Trial) -> tuple[str, float | None, dict[str, float]] | None:
+        """(state, value, intermediate values) of a trial that has ended; None while it runs."""
+        from mlci.tuning.pruning import read_pruned
+
+        state = trial.state()
+        pruned = read_pruned(trial)
+        if state.status == "pruned" or pruned is not None:
+            steps = pruned.intermediate if pruned else {}
+            return "PRUNED", None, steps
+        if trial.has_metrics():
+            try:
+                metrics = trial.metrics()
+            except MlciError:
+                return "FAIL", None, {}
+            values = metrics.history.get(reported_key(self.metric), [])
+            steps = {str(i + 1): v for i, v in enumerate(values) if isinstance(v, (int, float)) and math.isfinite(v)}
+            if metrics.value is None or not math.isfinite(metrics.value):
+                return "FAIL", None, steps
+            return "COMPLETE", float(metrics.value), steps
+        if state.status == "failed":
+            return "FAIL", None, {}
+        return None
+
+    def _params_of(self, hparams: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        dists = distributions(self.space)
+        params, used = {}, {}
+        for name, param in self.space.items():
+            if name in hparams and param.contains(hparams[name]):
+                params[name], used[name] = encode(hparams[name]), dists[name]
+        return params, used
+
+    def _add(self, study: Any, key: str, hparams: dict[str, Any], outcome: tuple) -> None:
+        optuna = _quiet_optuna()
+        state, value, steps = outcome
+        params, used = self._params_of(hparams)
+        frozen = optuna.trial.create_trial(
+            state=getattr(optuna.trial.TrialState, state), value=value, params=params, distributions=used,
+            user_attrs={KEY: key}, intermediate_values={int(k): float(v) for k, v in steps.items()})
+        study.add_trial(frozen)
+
+    def sync(self, study: Any) -> None:
+        """Tell the study what the run store knows: finished trials, the baseline, orphans of a kill."""
+        optuna = _quiet_optuna()
+        running = optuna.trial.TrialState.RUNNING
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        keys = {t.user_attrs.get(KEY) for t in by_number.values()}
+        linked: dict[int, Trial] = {}
+        for trial in self.run.trials():
+            try:
+                record = trial.hparams()
+            except MlciError:
+                continue
+            link = (record.model_extra or {}).get("optuna") or {}
+            number = link.get("trial") if link.get("study") == study_name(self.run) else None
+            outcome = self._finished(trial)
+            if number is not None and number in by_number:
+                linked[number] = trial
+                if outcome is not None and by_number[number].state == running:
+                    state, value, steps = outcome
+                    self._tell(study, number, state, value, steps, by_number[number])
+            elif outcome is not None and f"{self.run.id}#{trial.number}" not in keys:
+                self._add(study, f"{self.run.id}#{trial.number}", record.hparams, outcome)
+        # Asked, but no trial folder took it (the process died between ask and tell): close it as
+        # failed and ask for the same point again, so the kill costs nothing.
+        for number, frozen in by_number.items():
+            if frozen.state != running:
+                continue
+            owner = linked.get(number)
+            if owner is not None and owner.state().status in ("pending", "running"):
+                continue
+            if owner is None:
+                study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+                study.enqueue_trial(frozen.params, user_attrs={SOURCE: f"re-proposed:{number}"})
+
+    def _tell(self, study: Any, number: int, state: str, value: float | None, steps: dict[str, float],
+              frozen: Any) -> None:
+        optuna = _quiet_optuna()
+        storage = study._storage
+        for step, step_value in steps.items():
+            if int(step) not in frozen.intermediate_values:
+                try:
+                    storage.set_trial_intermediate_value(frozen._trial_id, int(step), float(step_value))
+                except Exception:
+                    break  # intermediate values only guide the pruner; the final value matters
+        study.tell(number, value if state == "COMPLETE" else None, state=getattr(optuna.trial.TrialState, state),
+                   skip_if_finished=True)
+
+    # ------------------------------------------------------------------ warm start and first points
+
+    def earlier_runs(self) -> list[Run]:
+        """Other runs of the same model (other commits or contents) in this store, oldest first."""
+        store: RunStore = self.run.store
+        mine = self.run.record()
+        found = []
+        for other in store.runs():
+            if other.id == self.run.id:
+                continue
+            try:
+                record = other.record()
+            except MlciError:
+                continue
+            if record.model_name == mine.model_name and (record.kind == mine.kind or record.kind is None):
+                found.append((record.created_at, other))
+        return [run for _, run in sorted(found, key=lambda pair: pair[0])]
+
+    def _warm_start(self, study: Any) -> bool:
+        """Earlier runs' trials become history; the latest run's best is the first point to try."""
+        runs = self.earlier_runs()
+        if not runs:
+            return False
+        added = 0
+        for other in reversed(runs):
+            for trial in reversed(other.trials()):
+                if added >= MAX_HISTORY:
+                    break
+                try:
+                    record = trial.hparams()
+                except MlciError:
+                    continue
+                outcome = self._finished(trial)
+                if outcome is None:
+                    continue
+                self._add(study, f"{other.id}#{trial.number}", {**self.baseline, **record.hparams}, outcome)
+                added += 1
+        for other in reversed(runs):
+            record = other.record()
+            if record.best_trial is None:
+                continue
+            try:
+                best = other.trial(record.best_trial).hparams().hparams
+            except MlciError:
+                continue
+            candidate = {**self.baseline, **{k: v for k, v in best.items() if k in self.baseline}}
+            params, _ = self._params_of(candidate)
+            if candidate != self.baseline and params:
+                study.enqueue_trial(params, user_attrs={SOURCE: f"warm-start:{other.id}#{record.best_trial}"})
+                return True
+        return bool(added)
+
+    def centre(self) -> dict[str, Any]:
+        """The middle of every range (geometric for log ranges), first choice of each list."""
+        point = {}
+        for name, p in self.space.items():
+            if p.type == "categorical":
+                point[name] = encode(p.choices[0])
+                continue
+            middle = math.sqrt(p.low * p.high) if p.log else (p.low + p.high) / 2
+            if p.type == "int":
+                middle = int(round(middle))
+            elif p.step:
+                middle = p.low + round((middle - p.low) / p.step) * p.step
+            point[name] = middle
+        return point
+
+    def _first_points(self, study: Any) -> None:
+        if study.user_attrs.get("mlci_started"):
+            return
+        study.set_user_attr("mlci_started", True)
+        if self.warm_starts and self._warm_start(study):
+            return
+        if self.starts_at_centre and self.space:
+            study.enqueue_trial(self.centre(), user_attrs={SOURCE: "centre"})
+
+    # ------------------------------------------------------------------ Strategy
+
+    def propose(self) -> Proposal | None:
+        if not self.space:
+            return None
+        study = self.study()
+        self.sync(study)
+        self._first_points(study)
+        dists = distributions(self.space)
+        known = self._known_outcomes()
+        for _ in range(MAX_REPEATS):
+            asked = study.ask(fixed_distributions=dists)
+            hparams = {**self.baseline, **{n: decode(self.space[n], v) for n, v in asked.params.items()}}
+            seen = known.get(_key(hparams))
+            if seen is None:
+                return self._proposal(study, asked, hparams)
+            # A point already trained: the study learns its result again instead of training it twice.
+            state, value = seen
+            optuna = _quiet_optuna()
+            study.tell(asked, value if state == "COMPLETE" else None, state=getattr(optuna.trial.TrialState, state))
+        return None
+
+    def _known_outcomes(self) -> dict[str, tuple[str, float | None]]:
+        known = {}
+        for trial in self.run.trials():
+            try:
+                hparams = trial.hparams().hparams
+            except MlciError:
+                continue
+            outcome = self._finished(trial)
+            known[_key({**self.baseline, **hparams})] = (outcome[0], outcome[1]) if outcome else ("FAIL", None)
+        return known
+
+    def _best(self) -> tuple[int | None, dict[str, Any] | None, float | None]:
+        best_number, best_hparams, best_value = None, None, None
+        for trial in self.run.trials():
+            if not trial.has_metrics():
+                continue
+            try:
+                value, hparams = trial.metrics().value, trial.hparams().hparams
+            except MlciError:
+                continue
+            if better(value, best_value, self.metric):
+                best_number, best_hparams, best_value = trial.number, hparams, value
+        return best_number, best_hparams, best_value
+
+    def _proposal(self, study: Any, asked: Any, hparams: dict[str, Any]) -> Proposal:
+        source = asked.user_attrs.get(SOURCE)
+        proposed_by = f"{self.name}:{source.split(':')[0]}" if source else f"{self.name}:{self.sampler_name}"
+        parent, parent_hparams, _ = self._best()
+        reference = parent_hparams or self.baseline
+        changes = [f"{k} {_show(reference.get(k))} -> {_show(v)}" for k, v in hparams.items() if reference.get(k) != v]
+        change = ", ".join(changes) if changes else "same as the best"
+        if source and source.startswith("warm-start:"):
+            change = f"best of {source.split(':', 1)[1]}: {change}"
+        link = {"storage": self.url, "study": study_name(self.run), "trial": asked.number,
+                "trial_id": asked._trial_id, "direction": self.direction, "report": reported_key(self.metric),
+                "pruner": self.pruner_spec()}
+        return Proposal(hparams, proposed_by, parent=parent, change=change, extra={"optuna": link})
+
+    sampler_name = "tpe"
+
+    def observe(self, trial: Trial) -> None:
+        self.sync(self.study())
+
+    def finish(self) -> None:
+        """At the end of a run: tell the study the last results, write the parameter importances."""
+        study = self.study()
+        self.sync(study)
+        write_importances(self.run, study)
+
+
+def _show(value: Any) -> str:
+    """A value as a person reads it in a change line: 0.003162 rather than 0.0031622776601683794."""
+    return f"{value:.4g}" if isinstance(value, float) else repr(value)
+
+
+def _key(hparams: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(hparams, sort_keys=True, default=str)
+
+
+class RandomStrategy(OptunaStrategy):
+    """Random search over the same space: the reference that any smarter strategy must beat."""
+
+    name = "random"
+    prunes = False
+    warm_starts = False
+    starts_at_centre = False
+    sampler_name = "random"
+
+    def sampler(self, seed: int) -> Any:
+        return _quiet_optuna().samplers.RandomSampler(seed=seed)
+
+
+def importances(run: Run, study: Any | None = None) -> dict[str, float]:
+    """Optuna's parameter importances (fANOVA) over the finished trials; {} with too few of them."""
+    optuna = _quiet_optuna()
+    if study is None:
+        if not run.study_path.exists():
+            return {}
+        study = optuna.load_study(study_name=study_name(run), storage=open_storage(storage_url(run, None)))
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(complete) < 3:
+        return {}
+    try:
+        return dict(optuna.importance.get_param_importances(study))
+    except Exception:  # too few distinct values, a single-valued parameter: nothing to say
+        return {}
+
+
+def write_importances(run: Run, study: Any | None = None) -> Path | None:
+    """runs/<id>/importances.html: the fragment report.html shows under the trial table."""
+    found = importances(run, study)
+    path = run.dir / "importances.html"
+    if not found:
+        path.unlink(missing_ok=True)
+        return None
+    rows = "".join(f"<tr><td>{html.escape(name)}</td><td>{value:.3f}</td>"
+                   f"<td><div style='background:#1565c0;height:10px;width:{max(1, int(value * 300))}px'></div></td></tr>"
+                   for name, value in found.items())
+    path.write_text("<h2>Parameter importances (Optuna, fANOVA)</h2>\n"
+                    "<p>How much of the metric's variation across the trials each hyperparameter explains.</p>\n"
+                    f"<table><tr><th>hyperparameter</th><th>importance</th><th></th></tr>{rows}</table>\n",
+                    encoding="utf-8")
+    return path

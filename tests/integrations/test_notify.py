@@ -1,0 +1,518 @@
+"""Notifications against real servers on loopback: aiosmtpd (plain, STARTTLS + AUTH, implicit TLS)
+with a self-signed certificate made here by openssl, and an http.server for the webhook."""
+from __future__ import annotations
+
+import email
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from email.policy import default as default_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from click.testing import CliRunner
+
+from mlci.cli import main
+from mlci.core.config import NotifyConfig, validate_config
+from mlci.core.errors import EXIT_NOTIFY, EXIT_USAGE, ConfigError, NotifyError, UsageError
+from mlci.integrations.notify import PASSWORD_ENV, flush, notify
+from mlci.core.store import HparamsRecord, MetricsRecord, RunRecord, RunStore, write_json
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+PASSWORD = "Tr0ub4dor-and-3"
+
+
+# ----------------------------------------------------------------------------- real servers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Inbox:
+    """aiosmtpd handler: keeps every message it accepts, with the session facts a test checks."""
+
+    def __init__(self):
+        self.messages: list[dict] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append({"from": envelope.mail_from, "rcpt": list(envelope.rcpt_tos),
+                              "message": email.message_from_bytes(envelope.content, policy=default_policy),
+                              "tls": server.transport.get_extra_info("ssl_object") is not None,
+                              "auth": session.authenticated})
+        return "250 OK"
+
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = auth_data.login == b"ci" and auth_data.password == PASSWORD.encode()
+    return AuthResult(success=ok, handled=False)
+
+
+class SmtpServer:
+    def __init__(self, port: int | None = None, **kwargs):
+        self.inbox = Inbox()
+        self.port = port or free_port()
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **kwargs)
+
+    def __enter__(self) -> "SmtpServer":
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.controller.stop()
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made by the openssl CLI (no `cryptography` in the venv)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+def server_tls(certificate) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    return context
+
+
+class WebhookServer:
+    """http.server on loopback; answers each POST with the next status of `statuses` (then 200)."""
+
+    def __init__(self, statuses: list[int] | None = None):
+        self.requests: list[dict] = []
+        statuses = list(statuses or [])
+        received = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append({"path": self.path, "headers": dict(self.headers), "json": json.loads(body)})
+                status = statuses.pop(0) if statuses else 200
+                self.send_response(status)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/T000/SECRETPATH"
+
+    def __enter__(self) -> "WebhookServer":
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def make_run(home: Path, *, values=(0.91, 0.95, 0.973), status="met", threshold=0.97, notify_config=None,
+             model_name="mnist_cnn", plot=True, failed_trial=None):
+    store = RunStore(home)
+    best = max(range(len(values)), key=lambda i: values[i]) if values else None
+    run = store.open_run(RunRecord(
+        run_id="mnist_cnn-0123456789", model_name=model_name, model_file=str(home / "mnist_cnn.py"),
+        source_dir=str(home), content_hash="c" * 64, commit="a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
+        config={"threshold": threshold, "metric": "accuracy", "notify": notify_config or {}},
+        status=status, best_trial=best, best_value=values[best] if values else None,
+        created_at="2026-11-23T10:00:00+00:00", finished_at="2026-11-23T10:04:30+00:00",
+        message="the training image crashed" if status == "failed" else None))
+    for number, value in enumerate(values):
+        trial = run.new_trial()
+        trial.write_hparams(HparamsRecord(trial=number, hparams={"epochs": 2 + number, "units": 32 * (number + 1)},
+                                          proposed_by="baseline" if number == 0 else "ladder:units",
+                                          change=None if number == 0 else f"units {32 * number} -> {32 * (number + 1)}"))
+        write_json(trial.metrics_path, MetricsRecord(trial=number, value=value, accuracy=value, train_seconds=10.5 + number))
+        trial.update_state(status="succeeded", wall_seconds=12.0 + number)
+    if failed_trial is not None:
+        trial = run.new_trial()
+        trial.write_hparams(HparamsRecord(trial=trial.number, hparams={"epochs": 9}))
+        trial.update_state(status="failed", reason="build_model raised ValueError", exit_code=1)
+    if plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(figsize=(3, 2))
+        axes.plot(range(len(values)), values, marker="o")
+        axes.axhline(threshold, linestyle="--")
+        figure.savefig(run.dir / "report.png")
+        plt.close(figure)
+    return run
+
+
+def smtp_config(port: int, **changes) -> NotifyConfig:
+    settings = {"smtp_host": "127.0.0.1", "smtp_port": port, "security": "none", "from": "ci@example.com",
+                "to": ["dev@example.com", "Lead Dev <lead@example.com>"], "cc": ["qa@example.com"],
+                "retries": 2, "backoff": 0.01, "timeout": 5}
+    return NotifyConfig.model_validate({**settings, **changes})
+
+
+def outbox_message(run, key="success") -> dict:
+    return json.loads((run.outbox / f"{key}.json").read_text())
+
+
+# ----------------------------------------------------------------------------- email
+
+
+def test_email_arrives_with_text_html_attachment_and_the_outcome_in_the_subject(tmp_path):
+    run = make_run(tmp_path)
+    lines: list[str] = []
+    with SmtpServer() as server:
+        result = notify(run, config=smtp_config(server.port), echo=lines.append)
+    assert len(server.inbox.messages) == 1
+    got = server.inbox.messages[0]
+    message = got["message"]
+    assert message["subject"] == "✅ mnist_cnn reached accuracy 0.973 ≥ 0.97 in 3 trials"
+    assert got["from"] == "ci@example.com"
+    assert sorted(got["rcpt"]) == ["dev@example.com", "lead@example.com", "qa@example.com"]
+    assert message["Cc"] == "qa@example.com" and "Bcc" not in message
+    assert message.is_multipart() and message.get_content_type() == "multipart/mixed"
+    text = message.get_body(("plain",)).get_content()
+    page = message.get_body(("html",)).get_content()
+    for body in (text, page):
+        assert "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678" in body and "mnist_cnn-0123456789" in body
+        assert "epochs=4, units=96" in body  # the best trial's hyperparameters
+        assert "units 32 -&gt; 64" in body or "units 32 -> 64" in body  # the trial table
+        assert "4m 30s" in body  # the run's duration
+    assert "threshold ≥ 0.97: met" in text
+    attachments = list(message.iter_attachments())
+    assert [a.get_content_type() for a in attachments] == ["image/png"]
+    assert attachments[0].get_content() == (run.dir / "report.png").read_bytes()
+    stored = outbox_message(run)
+    assert stored["deliveries"]["email"]["status"] == "sent" and stored["deliveries"]["email"]["attempts"] == 1
+    assert message["Message-ID"] == stored["message_id"]
+    assert result.ok and len(result.sent) == 1
+    assert any("sent '✅ mnist_cnn" in line for line in lines)
+
+
+def test_starttls_with_a_self_signed_certificate_and_auth(tmp_path, certificate, monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    run = make_run(tmp_path)
+    with SmtpServer(tls_context=server_tls(certificate), require_starttls=True, auth_required=True,
+                    authenticator=authenticator) as server:
+        notify(run, config=smtp_config(server.port, security="starttls", smtp_user="ci", ca_file=str(certificate[0])))
+    [got] = server.inbox.messages
+    assert got["tls"] and got["auth"]
+    assert got["message"]["subject"].startswith("✅ mnist_cnn reached accuracy 0.973")
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # the port is TLS from the start
+def test_implicit_tls_port(tmp_path, certificate, monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    run = make_run(tmp_path)
+    # aiosmtpd sees TLS only after STARTTLS, so on an implicit-TLS port it must be told AUTH is safe
+    with SmtpServer(ssl_context=server_tls(certificate), authenticator=authenticator, auth_required=True,
+                    auth_require_tls=False) as server:
+        notify(run, config=smtp_config(server.port, security="ssl", smtp_user="ci", ca_file=str(certificate[0])))
+    [got] = server.inbox.messages
+    assert got["tls"] and got["auth"]
+
+
+def test_untrusted_certificate_is_a_clear_error_without_retries(tmp_path, certificate, monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    run = make_run(tmp_path)
+    with SmtpServer(tls_context=server_tls(certificate), require_starttls=True, authenticator=authenticator) as server:
+        with pytest.raises(NotifyError) as caught:
+            notify(run, config=smtp_config(server.port, security="starttls", smtp_user="ci", retries=3))
+    assert "cannot be verified" in str(caught.value) and "ca_file" in str(caught.value)
+    assert server.inbox.messages == []
+    delivery = outbox_message(run)["deliveries"]["email"]
+    assert delivery["status"] == "pending" and delivery["attempts"] == 1  # not retried: it would fail the same way
+
+
+def test_server_down_keeps_the_message_and_flush_delivers_it_once(tmp_path):
+    run = make_run(tmp_path)
+    port = free_port()  # nothing listens here yet
+    config = smtp_config(port, retries=2)
+    lines: list[str] = []
+    with pytest.raises(NotifyError) as caught:
+        notify(run, config=config, echo=lines.append)
+    error = caught.value
+    assert error.exit_code == EXIT_NOTIFY == 8
+    assert f"SMTP 127.0.0.1:{port} unreachable" in str(error) and "after 3 attempts" in str(error)
+    assert f"kept in {run.outbox / 'success.json'}" in str(error) and "mlci notify --flush --run mnist_cnn-0123456789" in str(error)
+    assert "\n" not in str(error)
+    assert sum("retrying in" in line for line in lines) == 2
+    stored = outbox_message(run)
+    assert stored["deliveries"]["email"]["status"] == "pending" and stored["deliveries"]["email"]["attempts"] == 3
+    assert "Subject: =?utf-8?" in stored["email"]  # the whole message is in the outbox before any send
+
+    with pytest.raises(NotifyError, match=r"unreachable \(Connection refused\) \(after 3 attempts\)"):
+        flush(run, config=config)  # still down: this call's attempts are counted, the record keeps all
+    assert outbox_message(run)["deliveries"]["email"]["attempts"] == 6
+
+    with SmtpServer(port=port) as server:
+        result = flush(run, config=config)
+        assert result.ok and len(result.sent) == 1
+        flush(run, config=config)  # nothing pending: no second copy
+        again = notify(run, config=config)  # the same event again: not re-sent
+        assert again.already_sent == ["mnist_cnn-0123456789/success"]
+        flush(RunStore(tmp_path), config=config)  # a whole-store flush finds nothing either
+    assert len(server.inbox.messages) == 1
+    assert server.inbox.messages[0]["message"]["Message-ID"] == stored["message_id"]
+    assert outbox_message(run)["deliveries"]["email"]["status"] == "sent"
+
+
+def test_two_processes_announcing_at_once_send_one_message(tmp_path):
+    run = make_run(tmp_path)
+    with SmtpServer() as server:
+        config = smtp_config(server.port)
+        threads = [threading.Thread(target=notify, args=(run,), kwargs={"config": config}) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(server.inbox.messages) == 1
+
+
+def run_cli(args: list[str], env_extra: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(SRC), **env_extra}
+    env.pop(PASSWORD_ENV, None) if PASSWORD_ENV not in env_extra else None
+    return subprocess.run([sys.executable, "-m", "mlci", "notify", *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_wrong_password_is_a_clear_error_and_the_password_is_never_shown(tmp_path, certificate, caplog):
+    caplog.set_level("DEBUG")
+    wrong = "Wr0ng-Secret-xyz"
+    with SmtpServer(tls_context=server_tls(certificate), require_starttls=True, auth_required=True,
+                    authenticator=authenticator) as server:
+        run = make_run(tmp_path, notify_config={"smtp_host": "127.0.0.1", "smtp_port": server.port,
+                                                "smtp_user": "ci", "to": ["dev@example.com"], "retries": 3,
+                                                "backoff": 0.01, "ca_file": str(certificate[0])})
+        done = run_cli(["--run", run.id, "--home", str(tmp_path)], {PASSWORD_ENV: wrong})
+        with pytest.raises(NotifyError) as caught:  # in process too, where logging could leak it
+            os.environ[PASSWORD_ENV] = wrong
+            try:
+                notify(run, config=NotifyConfig.model_validate(run.record().config["notify"]))
+            finally:
+                del os.environ[PASSWORD_ENV]
+    assert done.returncode == EXIT_NOTIFY, done.stderr
+    [line] = done.stderr.strip().splitlines()[-1:]
+    assert line.startswith("mlci: error: 'success' of run mnist_cnn-0123456789 not delivered by email: SMTP 127.0.0.1:")
+    assert "refused the login of 'ci' (535" in line and PASSWORD_ENV in line
+    assert "after 1 attempt" in line  # a wrong password is not retried: retries would lock the account
+    import base64
+
+    leaks = [wrong, base64.b64encode(wrong.encode()).decode(), base64.b64encode(f"\0ci\0{wrong}".encode()).decode()]
+    for text in (done.stdout, done.stderr, caplog.text, str(caught.value),
+                 *(p.read_text() for p in run.outbox.glob("*.json"))):
+        assert not any(leak in text for leak in leaks)
+    assert server.inbox.messages == []
+
+
+def test_missing_password_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    run = make_run(tmp_path)
+    with pytest.raises(NotifyError) as caught:
+        notify(run, config=smtp_config(free_port(), smtp_user="ci"))
+    assert f"smtp_user 'ci' is set but {PASSWORD_ENV} is not; export it" in str(caught.value)
+
+
+def test_login_over_an_unencrypted_connection_to_another_host_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
+    run = make_run(tmp_path)
+    config = smtp_config(25, smtp_host="smtp.invalid", smtp_user="ci", security="none", retries=3)
+    with pytest.raises(NotifyError) as caught:
+        notify(run, config=config)
+    assert 'smtp_user is set with security = "none": the password would cross the network in clear text' in str(
+        caught.value)
+    assert PASSWORD not in str(caught.value)
+
+
+# ----------------------------------------------------------------------------- header injection
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("to", ["dev@example.com\nBcc: victim@example.org"], "key 'notify.to' = "),
+    ("cc", ["qa@example.com\r\nX-Evil: 1"], "key 'notify.cc' = "),
+    ("from", "ci@example.com\r\nBcc: victim@example.org", "key 'notify.from' = "),
+    ("smtp_host", "127.0.0.1\r\nRCPT TO:<victim@example.org>", "key 'notify.smtp_host' = "),
+])
+def test_line_breaks_in_addresses_and_header_values_are_rejected(key, value, expected):
+    with pytest.raises(ConfigError) as caught:
+        validate_config({"notify": {key: value}}, "mlci.toml")
+    message = str(caught.value)
+    assert message.startswith(f"mlci.toml: {expected}") and "inject" in message and "\n" not in message
+
+
+def test_two_addresses_in_one_item_are_rejected():
+    with pytest.raises(ConfigError, match=r"one mail address per list item such as 'dev@example.com', got 'a@x.org, b@y.org'"):
+        validate_config({"notify": {"to": ["a@x.org, b@y.org"]}}, "mlci.toml")
+
+
+def test_cli_config_with_injection_exits_2_with_one_line(tmp_path):
+    run = make_run(tmp_path)
+    config = tmp_path / "mlci.toml"
+    config.write_text('[notify]\nsmtp_host = "127.0.0.1"\nto = ["dev@example.com\\nBcc: victim@example.org"]\n')
+    result = CliRunner().invoke(main, ["notify", "--run", run.id, "--home", str(tmp_path), "--config", str(config)])
+    assert result.exit_code == EXIT_USAGE
+    assert f"mlci: error: {config}: key 'notify.to' = " in result.output and "inject mail headers" in result.output
+
+
+def test_a_model_name_with_a_newline_cannot_add_headers(tmp_path):
+    run = make_run(tmp_path, model_name="mnist\nBcc: victim@example.org")
+    with SmtpServer() as server:
+        notify(run, config=smtp_config(server.port))
+    [got] = server.inbox.messages
+    assert "victim@example.org" not in got["rcpt"] and "Bcc" not in got["message"]
+    assert got["message"]["subject"] == "✅ mnist Bcc: victim@example.org reached accuracy 0.973 ≥ 0.97 in 3 trials"
+
+
+# ----------------------------------------------------------------------------- webhook
+
+
+def test_webhook_posts_the_facts_with_a_slack_text_field_once(tmp_path):
+    run = make_run(tmp_path, status="exhausted", values=(0.71, 0.78), threshold=0.8)
+    with WebhookServer() as hook:
+        config = NotifyConfig(webhook_url=hook.url, retries=1, backoff=0.01)
+        lines: list[str] = []
+        notify(run, config=config, echo=lines.append)
+        notify(run, config=config)
+    [request] = hook.requests
+    body = request["json"]
+    assert request["path"] == "/hooks/T000/SECRETPATH"
+    assert request["headers"]["Content-Type"].startswith("application/json")
+    assert request["headers"]["Idempotency-Key"] == outbox_message(run, "budget-exhausted")["message_id"]
+    assert body["text"].startswith("❌ mnist_cnn did not reach accuracy 0.8: best 0.78 after 2 trials (budget spent)")
+    assert body["event"] == "budget-exhausted" and body["met"] is False
+    assert body["best_value"] == 0.78 and body["best_trial"] == 1 and body["threshold"] == 0.8
+    assert body["best_hparams"] == {"epochs": 3, "units": 64}
+    assert [row["value"] for row in body["trials"]] == [0.71, 0.78]
+    assert body["commit"].startswith("a1b2c3d4") and body["run_id"] == "mnist_cnn-0123456789"
+    # the URL's path is the secret of a Slack webhook: never echoed
+    assert all("SECRETPATH" not in line for line in lines) and any("sent" in line for line in lines)
+
+
+def test_webhook_5xx_is_retried_and_4xx_is_not(tmp_path):
+    run = make_run(tmp_path)
+    with WebhookServer(statuses=[503]) as hook:
+        result = notify(run, config=NotifyConfig(webhook_url=hook.url, retries=2, backoff=0.01))
+    assert len(hook.requests) == 2 and result.ok
+    assert outbox_message(run)["deliveries"]["webhook"]["attempts"] == 2
+
+    other = make_run(tmp_path / "other")
+    with WebhookServer(statuses=[404, 404, 404]) as hook:
+        with pytest.raises(NotifyError) as caught:
+            notify(other, config=NotifyConfig(webhook_url=hook.url, retries=2, backoff=0.01))
+    assert len(hook.requests) == 1
+    assert "not delivered by webhook: webhook http://127.0.0.1:" in str(caught.value)
+    assert "answered HTTP 404" in str(caught.value) and "SECRETPATH" not in str(caught.value)
+
+
+def test_email_down_and_webhook_up_flush_sends_only_the_email(tmp_path):
+    run = make_run(tmp_path)
+    port = free_port()
+    with WebhookServer() as hook:
+        config = smtp_config(port, retries=0).model_copy(update={"webhook_url": hook.url})
+        with pytest.raises(NotifyError, match="not delivered by email"):
+            notify(run, config=config)
+        assert len(hook.requests) == 1
+        with SmtpServer(port=port) as server:
+            flush(RunStore(tmp_path), config=config)
+        assert len(hook.requests) == 1 and len(server.inbox.messages) == 1
+
+
+# ----------------------------------------------------------------------------- events, console, CLI
+
+
+def test_without_notify_config_the_outbox_and_console_only_said_once(tmp_path):
+    run = make_run(tmp_path)
+    lines: list[str] = []
+    result = notify(run, config=NotifyConfig(), echo=lines.append)
+    assert sum("no channel in [notify]" in line for line in lines) == 1
+    assert any("✅ mnist_cnn reached accuracy 0.973 ≥ 0.97 in 3 trials" in line for line in lines)
+    assert result.console_only == ["mnist_cnn-0123456789/success"] and result.ok
+    assert outbox_message(run)["deliveries"] == {}
+    lines.clear()
+    notify(run, config=NotifyConfig(), echo=lines.append)
+    assert lines == [f"notify: 'success' of run mnist_cnn-0123456789 was already written to "
+                     f"{run.outbox / 'success.json'} with no channel configured; add one to [notify] to send it"]
+    with WebhookServer() as hook:  # a channel configured later gets the same message, once
+        notify(run, config=NotifyConfig(webhook_url=hook.url))
+        notify(run, config=NotifyConfig(webhook_url=hook.url))
+    assert len(hook.requests) == 1 and hook.requests[0]["json"]["notification"] == "success"
+
+
+def test_event_follows_the_run_status(tmp_path):
+    run = make_run(tmp_path, status="running")
+    with pytest.raises(UsageError, match="run mnist_cnn-0123456789 has status 'running': nothing to announce yet"):
+        notify(run, config=NotifyConfig())
+    run.update(status="failed", message="the training image crashed\nTraceback ...")
+    notify(run, config=NotifyConfig())
+    assert outbox_message(run, "pipeline-error")["subject"] == (
+        "❌ mnist_cnn: pipeline error (the training image crashed Traceback ...)")
+
+
+def test_success_is_refused_when_the_threshold_was_not_met(tmp_path):
+    run = make_run(tmp_path, status="exhausted", values=(0.71,), threshold=0.8)
+    with pytest.raises(UsageError) as caught:
+        notify(run, "success", config=NotifyConfig())
+    assert "has not met the threshold: best accuracy 0.71 vs 0.8" in str(caught.value)
+    assert "--event budget-exhausted" in str(caught.value)
+
+
+def test_each_failed_trial_is_its_own_message(tmp_path):
+    run = make_run(tmp_path, status="running", failed_trial=True)
+    with SmtpServer() as server:
+        notify(run, "trial-failed", config=smtp_config(server.port))
+        notify(run, "trial-failed", config=smtp_config(server.port))
+    [got] = server.inbox.messages
+    assert got["message"]["subject"] == "⚠️ mnist_cnn: trial 3 failed (build_model raised ValueError)"
+    assert (run.outbox / "trial-failed-3.json").is_file()
+
+
+def test_cli_uses_the_config_stored_with_the_run_and_exits_8_then_0(tmp_path):
+    port = free_port()
+    run = make_run(tmp_path, notify_config={"smtp_host": "127.0.0.1", "smtp_port": port, "security": "none",
+                                            "to": ["dev@example.com"], "retries": 1, "backoff": 0.01})
+    runner = CliRunner()
+    down = runner.invoke(main, ["notify", "--run", run.id, "--home", str(tmp_path)])
+    assert down.exit_code == EXIT_NOTIFY
+    assert f"kept in {run.outbox / 'success.json'}; send it later with `mlci notify --flush" in down.output
+    with SmtpServer(port=port) as server:
+        up = runner.invoke(main, ["notify", "--flush", "--home", str(tmp_path)])
+        assert up.exit_code == 0, up.output
+        again = runner.invoke(main, ["notify", "--run", run.id, "--home", str(tmp_path)])
+        assert again.exit_code == 0 and "already sent" in again.output
+    assert len(server.inbox.messages) == 1
+
+
+def test_cli_usage_errors(tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(main, ["notify", "--home", str(tmp_path)])
+    assert missing.exit_code == EXIT_USAGE and "pass --run ID (or --flush" in missing.output
+    unknown = runner.invoke(main, ["notify", "--run", "nope", "--home", str(tmp_path)])
+    assert unknown.exit_code == EXIT_USAGE and "run 'nope' not found" in unknown.output
+    both = runner.invoke(main, ["notify", "--flush", "--event", "success", "--home", str(tmp_path)])
+    assert both.exit_code == EXIT_USAGE and "takes no --event" in both.output
+
+
+def test_a_value_just_below_the_threshold_never_prints_as_the_threshold(tmp_path):
+    run = make_run(tmp_path, status="exhausted", values=(0.9699,), threshold=0.97, plot=False)
+    notify(run, config=NotifyConfig())
+    stored = outbox_message(run, "budget-exhausted")
+    assert stored["subject"] == "❌ mnist_cnn did not reach accuracy 0.97: best 0.9699 after 1 trial (budget spent)"
+    assert stored["attachment"] is None  # no report.png: no attachment, and no error
