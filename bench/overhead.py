@@ -22,7 +22,9 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mlci.orchestration.pipeline import baseline_trial, launch_trial, prepare_run, wait_trial  # noqa: E402
+from mlci.orchestration.lifecycle import follow, launch_trial  # noqa: E402
+from mlci.orchestration.oracle import RunOracle  # noqa: E402
+from mlci.orchestration.runs import prepare_run  # noqa: E402
 from mlci.runners import LocalRunner  # noqa: E402
 from mlci.core.store import RunStore  # noqa: E402
 
@@ -44,11 +46,11 @@ def measure(model: Path, repeats: int) -> dict:
         with tempfile.TemporaryDirectory() as home:
             store = RunStore(home)
             run, config = prepare_run(ROOT / model, store=store)
-            trial = baseline_trial(run)
+            trial = RunOracle(run).ask().trial
             runner = LocalRunner()
             started = time.perf_counter()
             handle = launch_trial(run, trial, runner, config)
-            wait_trial(run, trial, runner, handle, config)
+            follow(run, trial, runner, handle, config)
             wall = time.perf_counter() - started
             metrics = trial.metrics()
             fit_eval = metrics.train_seconds + metrics.eval_seconds

@@ -29,8 +29,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from conftest import KERAS_DIGITS_SOURCE, write_model  # noqa: E402
-from mlci.orchestration.monitor import Monitor, epochs_logged, heartbeat  # noqa: E402
-from mlci.orchestration.pipeline import baseline_trial, launch_trial, prepare_run  # noqa: E402
+from mlci.orchestration.lifecycle import epochs_logged, heartbeat, launch_trial  # noqa: E402
+from mlci.orchestration.monitor import Monitor  # noqa: E402
+from mlci.orchestration.oracle import RunOracle  # noqa: E402
+from mlci.orchestration.runs import prepare_run  # noqa: E402
 from mlci.runners import get_runner  # noqa: E402
 from mlci.core.store import RunStore  # noqa: E402
 
@@ -95,7 +97,7 @@ def measure_mlci(runner_name: str, folder: Path) -> dict:
                         f'dataset = "digits"\nrunner = "{runner_name}"\nmax_restarts = {KILLS}\n'
                         "[monitor]\nbackoff = 0.0\n")
     run, config = prepare_run(model, store=RunStore(folder / "store"))
-    trial = baseline_trial(run)
+    trial = RunOracle(run).ask().trial
     runner = get_runner(runner_name)
     timings = Timings()
     watcher = Monitor(run.store, run.id, events=timings, poll=1.0)

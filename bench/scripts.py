@@ -19,7 +19,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from mlci.core.objective import meets  # noqa: E402
+from mlci.core.objective import Objective  # noqa: E402
 from mlci.core.store import RunStore  # noqa: E402
 
 SCRIPTS = ROOT / "tests" / "harness" / "scripts"
@@ -43,7 +43,7 @@ def measure(script: Path, home: Path) -> dict:
             trials.append({"trial": trial.number, "proposed_by": trial.hparams().proposed_by,
                            "change": trial.hparams().change, "value": value,
                            "source": trial.metrics().source if value is not None else None})
-    reached = next((t["trial"] for t in trials if meets(t["value"], THRESHOLD, "accuracy")), None)
+    reached = next((t["trial"] for t in trials if Objective("accuracy", THRESHOLD).met(t["value"])), None)
     return {"script": script.name, "exit_code": done.returncode, "baseline": trials[0]["value"] if trials else None,
             "source": trials[0]["source"] if trials else None, "unmodified": reached == 0,
             "trials_needed": None if reached is None else reached + 1, "trials_run": len(trials),

@@ -65,7 +65,8 @@ def _summary(rows: list[dict], threshold: float) -> dict:
 def run_mlci(strategy: str, task: dict, seed: int, home: Path) -> dict:
     """The mlci loop with the trials trained in this process (TensorFlow starts once, not per trial)."""
     from mlci.core.config import validate_config
-    from mlci.orchestration.pipeline import baseline_trial, prepare_run, update_best
+    from mlci.orchestration.oracle import RunOracle
+    from mlci.orchestration.runs import prepare_run
     from mlci.core.store import RunStore
     from mlci.harness.train import train_trial
     from mlci.tuning.tweak import tweak
@@ -78,7 +79,7 @@ def run_mlci(strategy: str, task: dict, seed: int, home: Path) -> dict:
     run, config = prepare_run(task["model"], store=store, overrides=overrides)
     rows, epochs = [], 0
     while epochs < task["epoch_budget"] and len(rows) < MAX_TRIALS:
-        trial = baseline_trial(run) if not run.trials() else tweak(run, config)
+        trial = RunOracle(run).ask().trial if not run.trials() else tweak(run, config)
         if trial is None or epochs + int(trial.hparams().hparams.get("epochs", 1)) > task["epoch_budget"]:
             break  # a trial starts only if its epochs fit in what is left of the budget
         keras.backend.clear_session()
@@ -93,7 +94,7 @@ def run_mlci(strategy: str, task: dict, seed: int, home: Path) -> dict:
         else:
             trial.update_state(status="succeeded")
             row = {"trial": trial.number, "value": metrics.value, "epochs": metrics.epochs_done, "pruned": False}
-        update_best(run)
+        RunOracle(run).tell(trial)
         row.update(seconds=round(seconds, 3), by=trial.hparams().proposed_by)
         rows.append(row)
         _progress(strategy, row)

@@ -450,7 +450,8 @@ def test_keras_datasets_mnist_load_data_returns_the_local_copy_while_served(tmp_
 def test_jenkins_steps_on_a_script_tweak_prints_the_rewrite_and_launch_trains_it(tmp_path):
     """fetch → launch → tweak → launch, each its own process as the Jenkins jobs run them."""
     home = str(tmp_path / "store")
-    created = mlci("fetch", str(SCRIPTS), "--model", "sklearn_knn.py", "--home", home, check=True)
+    created = mlci("fetch", str(SCRIPTS), "--model", "sklearn_knn.py", "--threshold", "0.99", "--home", home,
+                   check=True)  # below the threshold, so job 4 proposes
     env = {"RUN_ID": dict(line.split("=", 1) for line in created.stdout.split())["RUN_ID"]}
     mlci("launch", "--wait", "--home", home, env=env, check=True)
     tweaked = mlci("tweak", "--home", home, env=env, check=True)

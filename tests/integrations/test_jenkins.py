@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from jenkins_standin import BuildRunner, running
 from mlci.integrations import jenkins
 from mlci.cli import main
+from mlci.core.errors import UsageError
 from mlci.core.store import RunStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -295,25 +296,34 @@ def test_unreachable_server_is_a_runner_error(monkeypatch, tmp_path):
 
 
 def status(**changes) -> dict:
-    base = {"run_id": "cnn-0123456789", "status": "running", "threshold": 0.8, "metric": "accuracy",
-            "best_trial": 0, "best_value": 0.5, "trials_done": 1, "max_trials": 3, "budget_left": True, "next_trial": 1}
+    """`mlci status --json` as the run oracle writes it (only the keys job 5 reads matter here)."""
+    base = {"run_id": "cnn-0123456789", "status": "running", "finished": False, "reason": None, "event": None,
+            "message": None, "threshold": 0.8, "metric": "accuracy", "best_trial": 0, "best_value": 0.5,
+            "next": "launch", "next_trial": 1}
     return {**base, **changes}
 
 
 @pytest.mark.parametrize("changes, action, event", [
     ({}, "retrain", None),
-    ({"status": "met", "best_value": 0.9}, "notify", "success"),
-    ({"best_value": 0.85}, "notify", "success"),  # met even if the status was not updated yet
-    ({"metric": "loss", "threshold": 0.2, "best_value": 0.1}, "notify", "success"),
-    ({"status": "exhausted", "budget_left": False, "next_trial": None}, "notify", "budget-exhausted"),
-    ({"budget_left": False, "next_trial": None}, "notify", "budget-exhausted"),
-    ({"budget_left": False}, "retrain", None),  # the last trial of the budget is proposed: train it
-    ({"budget_left": True, "next_trial": None}, "notify", "budget-exhausted"),  # nothing left to try
-    ({"status": "failed"}, "notify", "trial-failed"),
+    ({"status": "met", "finished": True, "reason": "met", "event": "success", "next_trial": None}, "notify", "success"),
+    ({"status": "exhausted", "finished": True, "reason": "budget", "event": "budget-exhausted", "next_trial": None},
+     "notify", "budget-exhausted"),
+    ({"status": "exhausted", "finished": True, "reason": "strategy", "event": "budget-exhausted"},
+     "notify", "budget-exhausted"),  # a finished run is announced even if a proposal was left untrained
+    ({"status": "failed", "finished": True, "reason": "trial-failed", "event": "trial-failed", "next_trial": None},
+     "notify", "trial-failed"),
+    # job 5 never recomputes "met" from the numbers: only the oracle's verdict counts
+    ({"best_value": 0.85}, "retrain", None),
 ])
-def test_decide(changes, action, event):
+def test_decide_reads_the_oracles_verdict(changes, action, event):
     decision = jenkins.decide(status(**changes))
     assert (decision.action, decision.event) == (action, event)
+
+
+def test_decide_refuses_a_run_that_waits_for_a_proposal():
+    with pytest.raises(UsageError, match=r"run cnn-0123456789 has not ended and no trial is proposed; propose one "
+                                         r"first: `mlci tweak --run cnn-0123456789` \(job 4\)"):
+        jenkins.decide(status(next="propose", next_trial=None))
 
 
 def test_decide_cli_writes_the_retrain_file_only_to_retrain(tmp_path):
@@ -323,7 +333,7 @@ def test_decide_cli_writes_the_retrain_file_only_to_retrain(tmp_path):
     assert result.exit_code == 0 and result.stdout == ""
     assert retrain.read_text() == "RUN_ID=cnn-0123456789\nNEXT_TRIAL=1\n"
 
-    status_file.write_text(json.dumps(status(status="met", best_value=0.95)))
+    status_file.write_text(json.dumps(status(status="met", finished=True, event="success", best_value=0.95)))
     result = CliRunner().invoke(main, ["jenkins", "decide", str(status_file), "--retrain", str(retrain)])
     assert result.exit_code == 0 and result.stdout == "success\n"
     assert not retrain.exists()
@@ -334,7 +344,7 @@ def test_decide_names_a_file_that_is_not_status_json(tmp_path):
     bad.write_text(json.dumps({"run_id": "x", "status": "running"}))
     result = CliRunner().invoke(main, ["jenkins", "decide", str(bad), "--retrain", str(tmp_path / "r")])
     assert result.exit_code == 2
-    assert f"{bad}: key 'next_trial' missing; this is not the output of `mlci status --json`" in result.output
+    assert f"{bad}: key 'finished' missing; this is not the output of `mlci status --json`" in result.output
 
 
 # ----------------------------------------------------------------------------- Jenkinsfile

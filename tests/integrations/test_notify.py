@@ -306,7 +306,7 @@ def test_wrong_password_is_a_clear_error_and_the_password_is_never_shown(tmp_pat
         with pytest.raises(NotifyError) as caught:  # in process too, where logging could leak it
             os.environ[PASSWORD_ENV] = wrong
             try:
-                notify(run, config=NotifyConfig.model_validate(run.record().config["notify"]))
+                notify(run, config=run.record().config.notify)
             finally:
                 del os.environ[PASSWORD_ENV]
     assert done.returncode == EXIT_NOTIFY, done.stderr

@@ -19,8 +19,9 @@ import pytest
 from conftest import KERAS_DIGITS_SOURCE, KNN_SOURCE, mlci, write_model
 from mlci.core.config import validate_config
 from mlci.core.errors import ConfigError
-from mlci.orchestration.monitor import backoff_delay, checkpoint_epoch, epochs_logged, heartbeat, restartable, settle
-from mlci.orchestration.pipeline import launch_trial, prepare_run
+from mlci.orchestration.lifecycle import (backoff_delay, checkpoint_epoch, epochs_logged, heartbeat, launch_trial,
+                                          restartable, settle)
+from mlci.orchestration.runs import prepare_run
 from mlci.runners import LocalRunner, Status
 from mlci.core.store import HparamsRecord, MetricsRecord, RunStore, write_json
 

@@ -11,12 +11,12 @@ import time
 import pytest
 
 from conftest import KERAS_DIGITS_SOURCE, KNN_SOURCE, mlci, write_model
-from mlci.core.objective import check
+from mlci.orchestration.oracle import Action, RunOracle
+from mlci.orchestration.steps import check_trial as check
 from mlci.core.errors import MetricsError
 from mlci.orchestration.pipeline import run_pipeline
 from mlci.core.store import RunStore
 from mlci.tuning.strategies.ladder import LadderStrategy
-from mlci.tuning.tweak import budget_left, tweak
 
 
 def test_sklearn_run_tweaks_until_the_threshold(knn_model, home):
@@ -88,7 +88,9 @@ def test_model_failing_in_build_model_fails_the_run_with_exit_5(tmp_path, home):
     [run] = RunStore(home).runs()
     assert run.record().status == "failed" and "GPU not found" in run.record().message
     assert run.trial(0).state().status == "failed"
-    assert list(run.outbox.glob("pipeline-error*.json"))
+    # the same event the Jenkins path announces for this run (job 5 reads the oracle's reason)
+    assert run.record().reason == "trial-failed"
+    assert [p.name for p in run.outbox.glob("*.json")] == ["trial-failed-0.json"]
 
 
 def test_missing_model_file_exit_2(home, tmp_path):
@@ -161,8 +163,8 @@ def test_check_exit_codes_and_corrupt_metrics(knn_model, home):
 def test_tweak_is_idempotent_and_respects_the_budget(knn_model, home):
     run_pipeline(knn_model, store=RunStore(home), overrides={"threshold": 1.0, "max_trials": 2})
     [run] = RunStore(home).runs()
-    assert not budget_left(run)[0]
-    assert tweak(run) is None
+    assert RunOracle(run).budget()[0] is not None
+    assert RunOracle(run).next().action is Action.DONE
     done = mlci("tweak", "--run", run.id, "--home", str(home))
     assert done.returncode == 3 and "max_trials (2) reached" in done.stdout
 

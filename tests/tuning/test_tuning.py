@@ -11,7 +11,9 @@ import pytest
 
 from conftest import KERAS_DIGITS_SOURCE, ROOT, mlci, write_model
 from mlci.core.errors import ConfigError
-from mlci.orchestration.pipeline import baseline_trial, launch_trial, prepare_run, update_best, wait_trial
+from mlci.orchestration.lifecycle import follow, launch_trial
+from mlci.orchestration.oracle import RunOracle
+from mlci.orchestration.runs import prepare_run
 from mlci.runners import LocalRunner
 from mlci.tuning.spaces import parse_space, space_for
 from mlci.core.store import RunStore
@@ -45,7 +47,7 @@ def train_here(run, trial, seed=0):
     """Train one proposal in this process (the harness's own function) and record it like the pipeline does."""
     metrics = train_trial(trial.dir, Path(run.record().model_file), dataset="digits", seed=seed, echo=lambda _: None)
     trial.update_state(status="succeeded" if metrics else "pruned")
-    update_best(run)
+    RunOracle(run).tell(trial)
     return metrics
 
 
@@ -56,7 +58,7 @@ def start(model, home, **overrides):
 def drive(run, config, trials):
     """Baseline, then `trials` proposals of the run's strategy, each trained for real."""
     if not run.trials():
-        train_here(run, baseline_trial(run))
+        train_here(run, RunOracle(run).ask().trial)
     for _ in range(trials):
         trial = tweak(run, config)
         assert trial is not None
@@ -209,7 +211,7 @@ def test_warm_start_tries_the_previous_runs_best_first_and_keeps_its_trials(tmp_
     model.write_text(model.read_text() + "\n# a small change: a new commit of the same model\n")
     second, config = start(model, home, max_trials=6)
     assert second.id != first.id
-    train_here(second, baseline_trial(second))
+    train_here(second, RunOracle(second).ask().trial)
     assert second.trial(0).hparams().proposed_by == "baseline"
     trial = tweak(second, config)
     record = trial.hparams()
@@ -237,7 +239,7 @@ def test_a_hopeless_trial_is_pruned_and_the_epoch_recorded(tmp_path, home):
     trial.write_hparams(record)
     runner = LocalRunner()
     handle = launch_trial(run, trial, runner, config)
-    state = wait_trial(run, trial, runner, handle, config)
+    state = follow(run, trial, runner, handle, config)
     assert state.status == "pruned"
     pruned = json.loads((trial.dir / "pruned.json").read_text())
     assert pruned["epoch"] == 2 and state.reason.startswith("pruned at epoch 2 (val_accuracy ")

@@ -119,7 +119,7 @@ def trial_table(run):
     from mlci.integrations.report import trial_rows
 
     record = run.record()
-    metric = record.config.get("metric", "accuracy")
+    metric = record.config.metric
     table = Table(title=f"{record.model_name} — run {run.id}", show_lines=False)
     for column in ("#", "proposed by", "change", metric, "epochs", "fit s", "status"):
         table.add_column(column, justify="right" if column in ("#", metric, "epochs", "fit s") else "left")
@@ -181,11 +181,11 @@ def run(model_file, config_path, home, runner, strategy, threshold, max_trials, 
         result = run_pipeline(model_file, store=store_for(home), config_path=config_path, overrides=overrides,
                               commit=commit, events=events, notify_outcome=not no_notify)
     out.print(trial_table(result.run))
-    record = result.run.record()
+    outcome = result.outcome
     verdict = {"met": "[bold green]threshold met[/bold green]",
-               "exhausted": "[bold red]budget spent below the threshold[/bold red]"}.get(result.status, result.status)
-    best = "—" if result.best_value is None else f"{result.best_value:.4f} (trial {result.best_trial})"
-    out.print(f"{verdict}: best {record.config.get('metric')} {best}; {result.message}")
+               "exhausted": "[bold red]budget spent below the threshold[/bold red]"}.get(outcome.status, outcome.status)
+    best = "—" if outcome.best_value is None else f"{outcome.best_value:.4f} (trial {outcome.best_trial})"
+    out.print(f"{verdict}: best {outcome.objective.metric} {best}; {outcome.message}")
     out.print(f"report: {result.run.dir / 'report.html'}  best model: {result.run.best_dir}")
     sys.exit(result.exit_code)
 
@@ -248,7 +248,7 @@ properties_option = click.option("--properties", type=click.Path(dir_okay=False,
 def fetch(source, ref, model, config_path, threshold, max_trials, runner, home, properties):
     """Job 1: snapshot SOURCE (git URL or folder) at REF into the run store and create its run."""
     from mlci.integrations.fetch import fetch as fetch_code
-    from mlci.orchestration.pipeline import prepare_run
+    from mlci.orchestration.runs import prepare_run
 
     store = store_for(home)
     model_file, commit = fetch_code(source, store=store, ref=ref, model=model)
@@ -270,27 +270,37 @@ def _open(home, run_id):
 @properties_option
 @handle_errors
 def launch(run_id, home, runner, wait_too, properties):
-    """Job 2: start the next pending trial (trial 0, the baseline, first) in the matching runtime."""
-    from mlci.orchestration.pipeline import baseline_trial, launch_trial, next_trial, wait_trial
-    from mlci.runners import get_runner
-    from mlci.tuning.tweak import run_config
+    """Job 2: start the trial the run oracle names (trial 0, the baseline, first) in the matching runtime.
+
+    A run that has ended launches nothing: one line, and the run's exit code (0 met, 3 budget spent, 5 failed)."""
+    from mlci.orchestration.lifecycle import follow
+    from mlci.orchestration.steps import launch_next
 
     _, run_ = _open(home, run_id)
-    config = run_config(run_)
-    chosen = get_runner(runner or config.runner, notice=lambda t: console.print(f"mlci: {t}"))
-    with run_.lock(wait=True):
-        trial = next_trial(run_) or (baseline_trial(run_) if not run_.trials() else None)
-        if trial is None:
-            raise MlciError(f"run {run_id} has no pending trial", hint=f"propose one with `mlci tweak --run {run_id}`")
-        run_.update(status="running")
-        handle = launch_trial(run_, trial, chosen, config)
+    launched = launch_next(run_, runner, notice=lambda t: console.print(f"mlci: {t}"))
+    if launched.trial is None:
+        outcome = launched.outcome
+        click.echo(f"run {run_id} has ended ({outcome.status}: {outcome.message}); nothing to launch", err=True)
+        sys.exit(outcome.exit_code)
+    trial = launched.trial
     _properties(properties, {"RUN_ID": run_id, "TRIAL": trial.number})
     if wait_too:
-        state = wait_trial(run_, trial, chosen, handle, config)
-        if state.status not in ("succeeded", "pruned"):  # pruned: the study stopped a hopeless trial
-            from mlci.core.errors import TrialError
+        state = follow(run_, trial, launched.runner, launched.handle, run_.record().config)
+        _trial_verdict(trial, state)
 
-            raise TrialError(f"trial {trial.number} failed: {state.reason}", hint=f"see {trial.log_path}")
+
+def _trial_verdict(trial, state) -> None:
+    """A finished trial in one line; a failed one is exit 5 (pruned is an outcome: the study stopped it)."""
+    from mlci.core.errors import TrialError
+    from mlci.core.states import TrialStatus
+
+    if state.status == TrialStatus.PRUNED:
+        click.echo(f"trial {trial.number}: {state.reason}")
+        return
+    if state.status != TrialStatus.SUCCEEDED:
+        raise TrialError(f"trial {trial.number} failed: {state.reason}", hint=f"see {trial.log_path}")
+    metrics = trial.metrics()
+    click.echo(f"trial {trial.number}: {metrics.metric} {metrics.value:.4f}")
 
 
 @main.command(epilog=EXIT_HELP)
@@ -302,41 +312,21 @@ def launch(run_id, home, runner, wait_too, properties):
 def wait(run_id, trial_number, timeout, home):
     """Job 3: wait for a trial to finish (restarting it from its checkpoint if it is killed), collect its metrics."""
     from mlci.core.errors import TrialError
-    from mlci.orchestration.pipeline import update_best, wait_trial
-    from mlci.runners import get_runner
-    from mlci.tuning.tweak import run_config
+    from mlci.orchestration.steps import wait_for
 
     _, run_ = _open(home, run_id)
-    config = run_config(run_)
-    trials = run_.trials()
-    if not trials:
-        raise MlciError(f"run {run_id} has no trial", hint=f"start one with `mlci launch --run {run_id}`")
-    trial = run_.trial(trial_number) if trial_number is not None else trials[-1]
-    state = trial.state()
-    if state.status in ("succeeded", "failed", "pruned"):
-        update_best(run_)
-    else:
-        if state.status != "running" or not state.runner:
-            raise MlciError(f"trial {trial.number} of run {run_id} is not running",
-                            hint=f"start it with `mlci launch --run {run_id}`")
-        handle = str(state.pid) if state.pid else state.container_id
-        chosen = get_runner(state.runner)
-        if timeout is not None:
-            import signal as _signal
+    if timeout is not None:
+        import signal as _signal
 
-            def _timeout(signum, frame):
-                raise TrialError(f"trial {trial.number} still running after {timeout:g}s", hint="wait again, or raise --timeout")
+        def _timeout(signum, frame):
+            raise TrialError(f"trial still running after {timeout:g}s", hint="wait again, or raise --timeout")
 
-            _signal.signal(_signal.SIGALRM, _timeout)
-            _signal.setitimer(_signal.ITIMER_REAL, timeout)
-        state = wait_trial(run_, trial, chosen, handle, config)
-    if state.status == "pruned":  # not a failure: the study stopped a hopeless trial; job 4 tweaks on
-        click.echo(f"trial {trial.number}: {state.reason}")
-        return
-    if state.status != "succeeded":
-        raise TrialError(f"trial {trial.number} failed: {state.reason}", hint=f"see {trial.log_path}")
-    metrics = trial.metrics()
-    click.echo(f"trial {trial.number}: {metrics.metric} {metrics.value:.4f}")
+        _signal.signal(_signal.SIGALRM, _timeout)
+        _signal.setitimer(_signal.ITIMER_REAL, timeout)
+    trial, state = wait_for(run_, trial_number)
+    if timeout is not None:
+        _signal.setitimer(_signal.ITIMER_REAL, 0)
+    _trial_verdict(trial, state)
 
 
 @main.command(epilog=EXIT_HELP)
@@ -346,7 +336,7 @@ def wait(run_id, trial_number, timeout, home):
 @handle_errors
 def check(run_id, trial_number, home):
     """Job 4: compare a trial's metric with the threshold (exit 0 met, 3 below)."""
-    from mlci.core.objective import check as check_trial
+    from mlci.orchestration.steps import check_trial
 
     _, run_ = _open(home, run_id)
     result = check_trial(run_, trial_number)
@@ -363,7 +353,9 @@ def check(run_id, trial_number, home):
 @handle_errors
 def tweak(run_id, home, properties, explain_file):
     """Job 4: write the next trial's hyperparameters (exit 3 when the budget is spent)."""
-    from mlci.tuning.tweak import budget_left, script_knobs, tweak as propose
+    from mlci.orchestration.oracle import Action
+    from mlci.orchestration.steps import tweak_next
+    from mlci.tuning.tweak import script_knobs
 
     if explain_file is not None:
         _explain(explain_file)
@@ -371,17 +363,14 @@ def tweak(run_id, home, properties, explain_file):
     if not run_id:
         raise click.UsageError("Missing option '--run' (or set RUN_ID)")
     _, run_ = _open(home, run_id)
-    with run_.lock(wait=True):
-        trial = propose(run_)
-    if trial is None:
-        ok, why = budget_left(run_)
-        click.echo(f"no next trial: {why or 'the strategy has nothing left to try'}")
+    step = tweak_next(run_)
+    if step.action is Action.DONE:
+        click.echo(f"no next trial: {step.message}")
         knobs = script_knobs(Path(run_.record().model_file))
-        if knobs and not why:
+        if knobs and step.reason == "strategy":
             click.echo(knobs)
-        if run_.record().status not in ("met",):
-            run_.update(status="exhausted", finished_at=__import__("mlci.core.store").store.now_iso())
-        sys.exit(3)
+        sys.exit(step.exit_code)
+    trial = step.trial
     record = trial.hparams()
     click.echo(f"trial {trial.number}: {record.proposed_by}" + (f" ({record.change})" if record.change else ""))
     if (trial.dir / "model.diff").exists():  # a script: the rewrite it will train
@@ -398,23 +387,10 @@ def status(run_id, home, as_json):
     """The state of a run: best trial, budget left, next trial (job 5 decides with it)."""
     import json as _json
 
-    from mlci.core.objective import meets
-    from mlci.orchestration.pipeline import next_trial
-    from mlci.tuning.tweak import budget_left, run_config
+    from mlci.orchestration.steps import status_facts
 
     _, run_ = _open(home, run_id)
-    config = run_config(run_)
-    record = run_.record()
-    left, why = budget_left(run_, config)
-    pending = next_trial(run_)
-    status_now = record.status
-    if record.best_value is not None and meets(record.best_value, config.threshold, config.metric):
-        status_now = "met"
-    facts = {"run_id": run_.id, "status": status_now, "threshold": config.threshold, "metric": config.metric,
-             "best_trial": record.best_trial, "best_value": record.best_value, "trials_done":
-             sum(1 for t in run_.trials() if t.state().status in ("succeeded", "failed", "pruned") or t.has_metrics()),
-             "max_trials": config.max_trials, "budget_left": left, "budget_note": why,
-             "next_trial": pending.number if pending else None, "model": record.model_file, "commit": record.commit}
+    facts = status_facts(run_)
     if as_json:
         click.echo(_json.dumps(facts, indent=2))
     else:
@@ -566,7 +542,7 @@ def notify_command(run_id: str | None, event: str | None, trial: int | None, flu
     if flush:
         result = notifying.flush(run or store, config=config, echo=echo)
     else:
-        result = notifying.notify(run, event, config=config or notifying.run_config(run), echo=echo, trial=trial)
+        result = notifying.announce(run, config or notifying.run_config(run), echo=echo, event=event, trial=trial)
     for path in result.messages:
         click.echo(f"OUTBOX={path}")
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlci.core.errors import ConfigError
+from mlci.core.objective import METRICS
 
 CONFIG_NAME = "mlci.toml"
 
@@ -154,9 +155,6 @@ class Config(_Section):
             raise ValueError(f"one of {', '.join(sorted(METRICS))}")
         return value
 
-
-# metric name -> True when larger is better
-METRICS = {"accuracy": True, "val_accuracy": True, "f1": True, "loss": False}
 
 
 def _allowed(error: dict[str, Any]) -> str:

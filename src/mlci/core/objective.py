@@ -1,78 +1,57 @@
-"""Job 4's question: did the trial reach the threshold? (`mlci check`, exit 0 met, 3 below).
+"""The objective of a run: one metric, its direction and the threshold; it alone decides "better" and "met".
 
-One function decides "better" and "met" for every metric, so check, tweak and the report agree.
+Built from the run's typed config (`Objective.of(config)`), so nobody re-reads the threshold with a default.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
-from mlci.core.config import METRICS
-from mlci.core.errors import MetricsError
-from mlci.core.store import Run, Trial
-
-
-def higher_is_better(metric: str) -> bool:
-    return METRICS.get(metric, True)
+# metric name -> True when larger is better (the config validates `metric` against these names)
+METRICS = {"accuracy": True, "val_accuracy": True, "f1": True, "loss": False}
 
 
-def meets(value: float | None, threshold: float, metric: str) -> bool:
-    if value is None or math.isnan(value):
-        return False
-    return value >= threshold if higher_is_better(metric) else value <= threshold
+def _measured(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
 
 
-def better(a: float | None, b: float | None, metric: str) -> bool:
-    """Is `a` strictly better than `b`? (None / NaN is worst.)"""
-    if a is None or math.isnan(a):
-        return False
-    if b is None or math.isnan(b):
-        return True
-    return a > b if higher_is_better(metric) else a < b
+@dataclass(frozen=True)
+class Objective:
+    metric: str = "accuracy"
+    threshold: float = 0.80
+    higher_is_better: bool = True
 
+    @classmethod
+    def of(cls, config: Any) -> "Objective":
+        """From a run's Config (metric, threshold)."""
+        return cls(config.metric, config.threshold, METRICS.get(config.metric, True))
 
-@dataclass
-class CheckResult:
-    run_id: str
-    trial: int
-    metric: str
-    value: float
-    threshold: float
-    met: bool
+    @property
+    def direction(self) -> str:
+        """Optuna's word for it."""
+        return "maximize" if self.higher_is_better else "minimize"
 
-    def line(self) -> str:
-        sign = ("≥" if higher_is_better(self.metric) else "≤") if self.met else ("<" if higher_is_better(self.metric) else ">")
-        verdict = "met" if self.met else "below the threshold"
-        return f"trial {self.trial}: {self.metric} {self.value:.4f} {sign} {self.threshold} ({verdict})"
+    def met(self, value: float | None) -> bool:
+        if not _measured(value):
+            return False
+        return value >= self.threshold if self.higher_is_better else value <= self.threshold
 
+    def better(self, a: float | None, b: float | None) -> bool:
+        """Is `a` strictly better than `b`? (None / NaN is worst.)"""
+        if not _measured(a):
+            return False
+        if not _measured(b):
+            return True
+        return a > b if self.higher_is_better else a < b
 
-def latest_measured(run: Run) -> Trial:
-    for trial in reversed(run.trials()):
-        if trial.has_metrics():
-            return trial
-    raise MetricsError(f"run {run.id} has no trial with metrics yet", hint="train one first (`mlci launch`, `mlci wait`)")
+    def sign(self, met: bool) -> str:
+        if met:
+            return "≥" if self.higher_is_better else "≤"
+        return "<" if self.higher_is_better else ">"
 
-
-def check(run: Run, trial_number: int | None = None) -> CheckResult:
-    record = run.record()
-    metric = record.config.get("metric", "accuracy")
-    threshold = float(record.config.get("threshold", 0.8))
-    trial = run.trial(trial_number) if trial_number is not None else latest_measured(run)
-    value = trial.metrics().value
-    return CheckResult(run.id, trial.number, metric, value, threshold, meets(value, threshold, metric))
-
-
-def best_trial(run: Run) -> tuple[Trial | None, float | None]:
-    """The best measured trial of the run (ties: the earliest)."""
-    metric = run.record().config.get("metric", "accuracy")
-    best, best_value = None, None
-    for trial in run.trials():
-        if not trial.has_metrics():
-            continue
-        try:
-            value = trial.metrics().value
-        except MetricsError:
-            continue
-        if better(value, best_value, metric):
-            best, best_value = trial, value
-    return best, best_value
+    def compare(self, value: float | None, digits: int = 4) -> str:
+        """'accuracy 0.9120 < 0.95': a value against the threshold, as job descriptions and notices show it."""
+        if not _measured(value):
+            return f"{self.metric} — (threshold {self.threshold:g})"
+        return f"{self.metric} {value:.{digits}f} {self.sign(self.met(value))} {self.threshold:g}"

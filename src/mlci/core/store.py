@@ -20,7 +20,9 @@ from typing import Any, Iterator, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mlci.core.config import Config
 from mlci.core.errors import BusyError, MetricsError, UsageError
+from mlci.core.states import DoneReason, RunStatus, TrialStatus
 
 SCHEMA_VERSION = 1
 T = TypeVar("T", bound="Record")
@@ -56,8 +58,9 @@ class RunRecord(Record):
     commit: str | None = None
     kind: Kind | None = None
     image: str | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
-    status: Literal["created", "running", "met", "exhausted", "failed", "interrupted"] = "created"
+    config: Config = Field(default_factory=Config)  # typed: the threshold's default lives in Config alone
+    status: RunStatus = RunStatus.CREATED  # written by the run oracle only
+    reason: DoneReason | None = None  # why the run ended (the oracle's verdict)
     best_trial: int | None = None
     best_value: float | None = None
     created_at: str = Field(default_factory=now_iso)
@@ -86,7 +89,7 @@ class TrialState(Record):
     """What the runner and monitor know of a trial (trials/<n>/trial.json)."""
 
     trial: int
-    status: Literal["pending", "running", "succeeded", "failed", "pruned"] = "pending"
+    status: TrialStatus = TrialStatus.PENDING
     runner: str | None = None
     pid: int | None = None
     container_id: str | None = None
@@ -256,7 +259,7 @@ class Trial:
         write_json(self.state_path, state)
 
     def update_state(self, **changes: Any) -> TrialState:
-        state = self.state().model_copy(update=changes)
+        state = TrialState.model_validate({**self.state().model_dump(), **changes})  # validated: "failed" -> enum
         self.write_state(state)
         return state
 
@@ -292,7 +295,7 @@ class Run:
         write_json(self.record_path, record)
 
     def update(self, **changes: Any) -> RunRecord:
-        record = self.record().model_copy(update=changes)
+        record = RunRecord.model_validate({**self.record().model_dump(by_alias=True), **changes})
         self.write_record(record)
         return record
 

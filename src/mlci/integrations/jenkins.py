@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from mlci.core.objective import meets
 from mlci.core.errors import RunnerError, UsageError
 
 JOB_SUFFIXES = ("1-fetch", "2-launch", "3-train", "4-check", "5-notify", "6-monitor")
@@ -264,37 +263,22 @@ class Decision:
 
 
 def decide(status_json: Mapping[str, Any], source: str = "status") -> Decision:
-    """Retrain while a proposed trial waits and the threshold is unmet; otherwise which notification."""
-    missing = [key for key in ("run_id", "status") if key not in status_json]
-    if missing or not ({"next_trial", "budget_left"} & set(status_json)):
-        key = missing[0] if missing else "next_trial"
-        raise UsageError(f"{source}: key '{key}' missing; this is not the output of `mlci status --json`",
+    """Job 5: the run oracle's verdict, read from `mlci status --json`: retrain the proposed trial, or notify.
+
+    Nothing is decided here: `finished`, `event` and `next_trial` are what the oracle answered.
+    """
+    missing = [key for key in ("run_id", "status", "finished", "event", "next_trial") if key not in status_json]
+    if missing:
+        raise UsageError(f"{source}: key '{missing[0]}' missing; this is not the output of `mlci status --json`",
                          hint="write it with `mlci status --run RUN_ID --json > FILE`")
-    state = status_json["status"]
-    if state == "failed":
-        return Decision("notify", "trial-failed", "the run failed")
-    if state == "met" or _meets(status_json):
-        return Decision("notify", "success", f"best {status_json.get('best_value')} meets the threshold")
-    if "next_trial" in status_json:
-        # job 4's tweak proposed the next trial only if budget was left; job 2 launches exactly that one
-        pending = status_json["next_trial"]
-        if pending is not None and state != "exhausted":
-            return Decision("retrain", None, f"trial {pending} is proposed and waits to be trained")
-    elif _budget(status_json["budget_left"]) and state != "exhausted":
-        return Decision("retrain", None, "budget is left below the threshold")
-    return Decision("notify", "budget-exhausted", "the trial budget is spent below the threshold")
-
-
-def _budget(value: Any) -> bool:
-    """`budget_left` is a flag in mlci status, a count in older outputs: both read the same here."""
-    return bool(value) if isinstance(value, bool) else isinstance(value, (int, float)) and value > 0
-
-
-def _meets(status_json: Mapping[str, Any]) -> bool:
-    best, threshold = status_json.get("best_value"), status_json.get("threshold")
-    if not isinstance(best, (int, float)) or not isinstance(threshold, (int, float)):
-        return False
-    return meets(float(best), float(threshold), status_json.get("metric") or "accuracy")
+    if status_json["finished"]:
+        return Decision("notify", status_json["event"], status_json.get("message") or status_json["status"])
+    pending = status_json["next_trial"]
+    if pending is not None:
+        return Decision("retrain", None, f"trial {pending} is proposed and waits to be trained")
+    run_id = status_json["run_id"]
+    raise UsageError(f"{source}: run {run_id} has not ended and no trial is proposed",
+                     hint=f"propose one first: `mlci tweak --run {run_id}` (job 4)")
 
 
 def read_status_file(path: Path) -> dict[str, Any]:

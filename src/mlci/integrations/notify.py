@@ -28,15 +28,17 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from mlci import __version__
-from mlci.core.objective import higher_is_better, meets
-from mlci.core.config import NotifyConfig, validate_config
-from mlci.core.errors import ConfigError, NotifyError, UsageError
+from mlci.core.config import NotifyConfig
+from mlci.core.objective import Objective
+from mlci.core.states import DoneReason, RunStatus, TrialStatus
+from mlci.core.errors import ConfigError, MlciError, NotifyError, UsageError
 from mlci.integrations.report import trial_rows
 from mlci.core.store import Record, Run, RunRecord, RunStore, file_lock, now_iso, read_record, write_json
 
 EVENTS = ("success", "budget-exhausted", "trial-failed", "pipeline-error")
-# run.json status -> the event that announces it
-STATUS_EVENTS = {"met": "success", "exhausted": "budget-exhausted", "failed": "pipeline-error"}
+# A run written before the oracle recorded its reason: the event its status implies.
+_STATUS_REASONS = {RunStatus.MET: DoneReason.MET, RunStatus.EXHAUSTED: DoneReason.BUDGET,
+                   RunStatus.FAILED: DoneReason.ERROR}
 PASSWORD_ENV = "MLCI_SMTP_PASSWORD"
 WEBHOOK_ENV = "MLCI_WEBHOOK_URL"  # Slack-style URLs carry their secret in the path
 MAX_BACKOFF = 60.0
@@ -305,7 +307,7 @@ def notifiers_for(config: NotifyConfig) -> list[Notifier]:
 
 def run_config(run: Run) -> NotifyConfig:
     """The [notify] section of the config stored with the run (run.json 'config')."""
-    return validate_config(run.record().config, f"{run.record_path} 'config'").notify
+    return run.record().config.notify
 
 
 # ----------------------------------------------------------------------------- facts and text
@@ -359,10 +361,8 @@ def _trial_rows(run: Run) -> list[dict[str, Any]]:
 
 
 def _facts(run: Run, record: RunRecord, event: str, trial: int | None) -> dict[str, Any]:
-    config = record.config or {}
-    metric = str(config.get("metric", "accuracy"))
-    threshold = float(config.get("threshold", 0.80))
-    higher = higher_is_better(metric)
+    objective = Objective.of(record.config)
+    metric, threshold, higher = objective.metric, objective.threshold, objective.higher_is_better
     rows = _trial_rows(run)
     done = [row for row in rows if row["value"] is not None]
     best_trial, best_value = record.best_trial, record.best_value
@@ -373,11 +373,11 @@ def _facts(run: Run, record: RunRecord, event: str, trial: int | None) -> dict[s
     failed = None
     if event == "trial-failed":
         candidates = [row for row in rows if trial is None or row["trial"] == trial]
-        failed = next((row for row in reversed(candidates) if row["status"] == "failed"),
+        failed = next((row for row in reversed(candidates) if row["status"] == TrialStatus.FAILED),
                       candidates[-1] if candidates else None)
         if trial is not None and failed is None:
             raise UsageError(f"run {run.id} has no trial {trial}", hint=f"trials: {[r['trial'] for r in rows]}")
-    met = meets(best_value, threshold, metric)
+    met = objective.met(best_value)
     if event == "success" and not met:
         raise UsageError(f"run {run.id} has not met the threshold: best {metric} {_number(best_value, threshold)} "
                          f"vs {_number(threshold)}, so 'success' would be untrue",
@@ -612,7 +612,9 @@ def _console(message: OutboxMessage, echo: Echo, path: Path, full_text: bool) ->
 
 
 def event_for(record: RunRecord) -> str:
-    event = STATUS_EVENTS.get(record.status)
+    """The event that announces a finished run: the oracle's reason for ending it says which."""
+    reason = record.reason or _STATUS_REASONS.get(RunStatus(record.status))
+    event = reason.event if reason is not None and RunStatus(record.status).is_finished() else None
     if event is None:
         raise UsageError(f"run {record.run_id} has status '{record.status}': nothing to announce yet",
                          hint=f"pass --event ({'|'.join(EVENTS)}) to say which")
@@ -679,3 +681,32 @@ def flush(run_or_store: Run | RunStore, *, config: NotifyConfig | None = None,
         echo("notify: nothing pending in the outbox")
     hint = f" --run {run_or_store.id}" if isinstance(run_or_store, Run) else ""
     return _raise_if_pending(result, hint)
+
+
+def announce(run: Run, config: NotifyConfig, *, echo: Echo | None = None, send: bool = True,
+             full_text: bool = True, event: str | None = None, trial: int | None = None,
+             warn_only: bool = False) -> NotifyResult | None:
+    """The end of a run as every driver shows it: report.html/png rewritten, then the notification.
+
+    A report that cannot be written never hides the outcome; with send=False only the report is written;
+    with warn_only a notification error is a warning line (the run's own outcome matters more).
+    """
+    from mlci.integrations.report import write_report
+
+    echo = echo or (lambda _line: None)
+    try:
+        write_report(run)
+    except Exception as exc:  # noqa: BLE001
+        echo(f"warning: the report could not be written ({type(exc).__name__}: {exc})")
+    if not send:
+        return None
+    if event is None and not RunStatus(run.record().status).is_finished():
+        raise UsageError(f"run {run.id} has not ended (status {run.record().status}): nothing to announce yet",
+                         hint=f"pass --event ({'|'.join(EVENTS)}) to say which")
+    try:
+        return notify(run, event, config=config, echo=echo, trial=trial, full_text=full_text)
+    except MlciError as err:
+        if not warn_only:
+            raise
+        echo(f"warning: {err.one_line()}")
+        return None

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlci.core.objective import meets
+from mlci.core.objective import Objective
+from mlci.core.states import RunStatus, TrialStatus
 from mlci.core.errors import MlciError
 from mlci.core.store import Run
 
@@ -44,9 +45,9 @@ def trial_rows(run: Run) -> list[TrialRow]:
             except MlciError:
                 metrics = None
         state = trial.state()
-        status = state.status if state.status != "pending" or metrics is None else "succeeded"
+        status = TrialStatus.SUCCEEDED if state.status == TrialStatus.PENDING and metrics is not None else state.status
         epochs = metrics.epochs_done if metrics else None
-        if status == "pruned":
+        if status == TrialStatus.PRUNED:
             from mlci.tuning.pruning import read_pruned
 
             pruned = read_pruned(trial)
@@ -56,6 +57,16 @@ def trial_rows(run: Run) -> list[TrialRow]:
                              metrics.train_seconds if metrics else None, state.wall_seconds, status,
                              len(state.restarts), state.reason))
     return rows
+
+
+HEADLINES = {RunStatus.MET: "reached the threshold", RunStatus.EXHAUSTED: "budget spent below the threshold",
+             RunStatus.FAILED: "failed", RunStatus.RUNNING: "running", RunStatus.CREATED: "created",
+             RunStatus.INTERRUPTED: "interrupted"}
+
+
+def headline(status: RunStatus) -> str:
+    """The report's headline for a run's status (what a person sees first)."""
+    return HEADLINES[RunStatus(status)]
 
 
 def write_plot(run: Run, rows: list[TrialRow] | None = None) -> Path | None:
@@ -71,12 +82,12 @@ def write_plot(run: Run, rows: list[TrialRow] | None = None) -> Path | None:
     import matplotlib.pyplot as plt
 
     record = run.record()
-    metric = record.config.get("metric", "accuracy")
-    threshold = float(record.config.get("threshold", 0.8))
+    objective = Objective.of(record.config)
+    metric, threshold = objective.metric, objective.threshold
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=110)
     xs = [r.number for r in measured]
     ys = [r.value for r in measured]
-    colors = ["#2e7d32" if meets(v, threshold, metric) else "#c62828" for v in ys]
+    colors = ["#2e7d32" if objective.met(v) else "#c62828" for v in ys]
     ax.plot(xs, ys, color="#90a4ae", linewidth=1, zorder=1)
     ax.scatter(xs, ys, c=colors, s=42, zorder=2)
     ax.axhline(threshold, color="#1565c0", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
@@ -105,8 +116,7 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 def write_html(run: Run, rows: list[TrialRow] | None = None) -> Path:
     rows = rows if rows is not None else trial_rows(run)
     record = run.record()
-    metric = record.config.get("metric", "accuracy")
-    threshold = float(record.config.get("threshold", 0.8))
+    metric, threshold = record.config.metric, record.config.threshold
     best = next((r for r in rows if r.number == record.best_trial), None)
     e = html.escape
     body_rows = []
@@ -141,8 +151,7 @@ def write_html(run: Run, rows: list[TrialRow] | None = None) -> Path:
     restart_table = ("<h2>Restarts</h2><p>A trial whose process or container died was started again and resumed "
                      "from its checkpoint (job 6, the monitor).</p><table><tr><th>trial</th><th>at</th><th>reason</th>"
                      "<th>exit code</th><th>resumed from</th></tr>" + "".join(restarts) + "</table>") if restarts else ""
-    outcome = {"met": "reached the threshold", "exhausted": "budget spent below the threshold",
-               "failed": "failed", "running": "running", "created": "created", "interrupted": "interrupted"}[record.status]
+    outcome = headline(record.status)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mlci — {e(record.model_name)}</title>
 <style>
@@ -151,7 +160,7 @@ table {{ border-collapse: collapse; font-size: 14px; }} td, th {{ border: 1px so
 tr.best {{ background: #e8f5e9; font-weight: 600; }} code {{ font-size: 12px; }}
 .met {{ color: #2e7d32; }} .below {{ color: #c62828; }}
 </style></head><body>
-<h1>{e(record.model_name)} — <span class="{'met' if record.status == 'met' else 'below'}">{e(outcome)}</span></h1>
+<h1>{e(record.model_name)} — <span class="{'met' if record.status == RunStatus.MET else 'below'}">{e(outcome)}</span></h1>
 <p>Run <code>{e(record.run_id)}</code>, commit <code>{e(record.commit or 'working tree')}</code>,
 model <code>{e(record.model_file)}</code>, kind {e(record.kind.framework + '/' + record.kind.architecture if record.kind else '?')},
 image <code>{e(record.image or 'local')}</code>.</p>

@@ -1,20 +1,16 @@
 """Job 4's action: below the threshold, propose the next trial (`mlci tweak`); it never trains.
 
-Writes trials/<n>/hparams.json from the configured strategy, within the budget
-(max_trials, max_minutes, patience).
+Writes trials/<n>/hparams.json from the configured strategy; the run oracle decides when a proposal is due.
 """
 from __future__ import annotations
 
-import time
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any
 
-from mlci.core.objective import better
-from mlci.core.config import Config, validate_config
-from mlci.tuning.spaces import NotLiteral, module_literal
+from mlci.core.config import Config
 from mlci.core.store import HparamsRecord, Run, Trial
-from mlci.tuning.strategies import get_strategy, past_trials
+from mlci.tuning.spaces import NotLiteral, module_literal
+from mlci.tuning.strategies import get_strategy
 
 
 def module_defaults(model_file: Path) -> dict[str, Any]:
@@ -53,53 +49,21 @@ def script_knobs(model_file: Path) -> str | None:
     return f"script mode: {found.summary()}"
 
 
-def run_config(run: Run) -> Config:
-    return validate_config(run.record().config, f"{run.record_path} (config)")
-
-
-def budget_left(run: Run, config: Config | None = None) -> tuple[bool, str]:
-    """Is there budget for another trial? And if not, why (one line)."""
-    config = config or run_config(run)
-    history = past_trials(run)
-    if len(history) >= config.max_trials:
-        return False, f"max_trials ({config.max_trials}) reached"
-    if config.max_minutes is not None:
-        started = datetime.fromisoformat(run.record().created_at).timestamp()
-        if (time.time() - started) / 60 >= config.max_minutes:
-            return False, f"max_minutes ({config.max_minutes:g}) reached"
-    if config.patience is not None and history:
-        best_at, best_value = 0, None
-        for index, trial in enumerate(history):
-            if better(trial.value, best_value, config.metric):
-                best_at, best_value = index, trial.value
-        if len(history) - 1 - best_at >= config.patience:
-            return False, f"no improvement in {config.patience} trials (patience)"
-    return True, ""
-
-
 def strategy_for(run: Run, config: Config | None = None):
-    config = config or run_config(run)
+    config = config or run.record().config
     record = run.record()
     framework = record.kind.framework if record.kind else "keras"
     baseline = module_defaults(Path(record.model_file))
     return get_strategy(config.strategy)(run, config, baseline, framework)
 
 
-def tweak(run: Run, config: Config | None = None, busy: Collection[int] = ()) -> Trial | None:
-    """Write the next trial's hparams.json; None when the budget or the strategy is spent.
+def tweak(run: Run, config: Config | None = None) -> Trial | None:
+    """Write the next trial's hparams.json from the strategy; None when it has nothing left to try.
 
-    `busy`: trials training right now (parallel trials), which are not "a proposal not trained yet".
+    Whether a proposal is due at all (no open trial, budget left) is the run oracle's decision: call it
+    through `RunOracle.propose`.
     """
-    config = config or run_config(run)
-    pending = [t for t in run.trials() if t.hparams_path.exists() and not t.has_metrics()
-               and t.number not in busy and t.state().status in ("pending", "running")]
-    if pending:
-        return pending[0]  # a proposal not trained yet: don't propose another (idempotent in Jenkins retries)
-    if past_trials(run):
-        ok, _ = budget_left(run, config)
-        if not ok:
-            strategy_for(run, config).finish()  # the study still learns the last trial's result
-            return None
+    config = config or run.record().config
     proposal = strategy_for(run, config).propose()
     if proposal is None:
         return None

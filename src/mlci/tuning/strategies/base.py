@@ -12,6 +12,7 @@ from typing import Any
 
 from mlci.core.config import Config
 from mlci.core.errors import MlciError
+from mlci.core.objective import Objective
 from mlci.core.store import Run, Trial
 
 
@@ -67,6 +68,7 @@ class Strategy(abc.ABC):
         self.config = config
         self.baseline = dict(baseline)
         self.framework = framework
+        self.objective = Objective.of(config)
 
     @abc.abstractmethod
     def propose(self) -> Proposal | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from mlci.core.objective import better
 from mlci.tuning.strategies.base import PastTrial, Proposal, Strategy, past_trials, same_hparams
 
 Step = tuple[str, str, Callable[[Any], Any]]  # (name, hparam key, new value from old value or None)
@@ -97,10 +96,9 @@ class LadderStrategy(Strategy):
         history = past_trials(self.run)
         if not history:
             return Proposal(dict(self.baseline), "baseline")
-        metric = self.config.metric
         best: PastTrial | None = None
         for trial in history:
-            if trial.value is not None and better(trial.value, best.value if best else None, metric):
+            if trial.value is not None and self.objective.better(trial.value, best.value if best else None):
                 best = trial
         base = best or history[0]
         steps = [s for s in steps_for(self.framework) if s[1] in base.hparams and _useful(s[1], base.hparams)]

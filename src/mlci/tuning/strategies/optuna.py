@@ -11,7 +11,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from mlci.core.objective import better, higher_is_better
 from mlci.core.config import find_config
 from mlci.core.errors import ConfigError, MlciError
 from mlci.tuning.spaces import Param, decode, distributions, encode, space_for
@@ -88,7 +87,7 @@ class OptunaStrategy(Strategy):
                                                  model_file=self.model_file, overrides=config.space,
                                                  source=str(find_config(self.model_file) or "mlci.toml"))
         self.metric = config.metric
-        self.direction = "maximize" if higher_is_better(self.metric) else "minimize"
+        self.direction = self.objective.direction
         self.url = storage_url(run, config.storage)
 
     # ------------------------------------------------------------------ study
@@ -321,7 +320,7 @@ class OptunaStrategy(Strategy):
                 value, hparams = trial.metrics().value, trial.hparams().hparams
             except MlciError:
                 continue
-            if better(value, best_value, self.metric):
+            if self.objective.better(value, best_value):
                 best_number, best_hparams, best_value = trial.number, hparams, value
         return best_number, best_hparams, best_value
 
