@@ -5,7 +5,9 @@ job trains what was pushed, whatever happens to the workspace meanwhile.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -61,15 +63,38 @@ def fetch(source: str, *, store: RunStore, ref: str | None = None, model: str | 
             subprocess.run(["tar", "-x", "-C", str(staging)], input=archive.stdout, check=True)
         else:
             shutil.copytree(repo, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".mlci", ".git", "__pycache__"))
-        if target.exists():
-            shutil.rmtree(staging)
-        else:
+        _readable(staging)
+        try:
             staging.rename(target)
+        except OSError:  # there already (fetched before, or by a fetch running at the same time)
+            shutil.rmtree(staging)
+            if not target.is_dir():
+                raise
+            _readable(target)  # a snapshot made before snapshots were readable by all
         model_file = _entry(target, model)
         return model_file, commit
     finally:
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _readable(folder: Path) -> None:
+    """A snapshot is a read-only input for every user: folders 0755, files 0644 (0755 if executable).
+
+    mkdtemp makes the folder 0700 and tar/copytree follow the umask, but a trial container runs
+    as another user (uid 1000) that must read the model mounted at /model.
+    """
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        wanted = 0o755 if stat.S_ISDIR(mode) or mode & 0o111 else 0o644
+        if stat.S_IMODE(mode) != wanted:
+            try:
+                os.chmod(path, wanted)
+            except OSError as exc:
+                raise UsageError(f"{path}: cannot make the snapshot readable by all ({exc.strerror})",
+                                 hint=f"fix its owner or permissions (chmod -R a+rX {folder}) and fetch again") from None
 
 
 def _mkdir(path: Path) -> Path:

@@ -1,0 +1,70 @@
+"""`mlci fetch`: the snapshot it writes under the run store's src/ (who can read it, what it is keyed by)."""
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+from conftest import KNN_SOURCE, mlci, write_model
+
+CONFIG = 'dataset = "digits"\nrunner = "local"\n'
+
+
+def facts(done: subprocess.CompletedProcess) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in done.stdout.split())
+
+
+def git(*args: str, cwd: Path) -> str:
+    return subprocess.run(["git", "-c", "user.email=a@b", "-c", "user.name=a", *args], cwd=cwd, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def snapshot_of(home: Path, model: str) -> Path:
+    src = home / "src"
+    folder = Path(model).parent
+    while folder.parent != src:
+        folder = folder.parent
+    return folder
+
+
+def assert_readable_by_all(folder: Path) -> None:
+    for path in [folder, *folder.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if path.is_dir():
+            assert mode & 0o005 == 0o005, f"{path}: folder mode {oct(mode)} lacks o+rx"
+        else:
+            assert mode & 0o004, f"{path}: file mode {oct(mode)} lacks o+r"
+
+
+def test_snapshot_of_a_plain_folder_is_readable_by_others(tmp_path, home):
+    model = write_model(tmp_path / "m", KNN_SOURCE, "knn.py", CONFIG)
+    (model.parent / "data").mkdir()
+    (model.parent / "data" / "labels.txt").write_text("0 1 2\n")
+    os.chmod(model, 0o600)
+    old = os.umask(0o077)  # the umask the copy and the mkdir would follow
+    try:
+        done = mlci("fetch", str(model.parent), "--model", model.name, "--home", str(home), check=True)
+    finally:
+        os.umask(old)
+    snapshot = snapshot_of(home, facts(done)["MODEL"])
+    assert (snapshot / "data" / "labels.txt").exists()
+    assert_readable_by_all(snapshot)
+
+
+def test_snapshot_of_a_git_commit_is_readable_by_others(tmp_path, home):
+    repo = tmp_path / "repo"
+    write_model(repo, KNN_SOURCE, "knn.py", CONFIG)
+    (repo / "lib").mkdir()
+    (repo / "lib" / "helper.py").write_text("X = 1\n")
+    git("init", "-q", cwd=repo)
+    git("add", ".", cwd=repo)
+    git("commit", "-qm", "model", cwd=repo)
+    old = os.umask(0o077)  # tar -x follows it
+    try:
+        done = mlci("fetch", str(repo), "--model", "knn.py", "--home", str(home), check=True)
+    finally:
+        os.umask(old)
+    snapshot = home / "src" / facts(done)["COMMIT"]
+    assert (snapshot / "lib" / "helper.py").exists()
+    assert_readable_by_all(snapshot)
