@@ -68,3 +68,26 @@ def test_snapshot_of_a_git_commit_is_readable_by_others(tmp_path, home):
     snapshot = home / "src" / facts(done)["COMMIT"]
     assert (snapshot / "lib" / "helper.py").exists()
     assert_readable_by_all(snapshot)
+
+
+def test_an_edited_plain_folder_gets_a_new_snapshot_and_run(tmp_path, home):
+    model = write_model(tmp_path / "m", KNN_SOURCE, "model.py", CONFIG)
+    first = facts(mlci("fetch", str(model.parent), "--home", str(home), check=True))
+    assert facts(mlci("fetch", str(model.parent), "--home", str(home), check=True)) == first  # unchanged: same run
+    model.write_text(model.read_text().replace('"n_neighbors": 60', '"n_neighbors": 7'))
+    second = facts(mlci("fetch", str(model.parent), "--home", str(home), check=True))
+    assert second["RUN_ID"] != first["RUN_ID"]
+    assert second["MODEL"] != first["MODEL"]
+    assert '"n_neighbors": 7' in Path(second["MODEL"]).read_text()
+    assert '"n_neighbors": 60' in Path(first["MODEL"]).read_text()  # the first run's snapshot is left as it was
+    assert "COMMIT" not in second
+
+
+def test_two_plain_folders_never_share_a_run(tmp_path, home):
+    one = write_model(tmp_path / "one", KNN_SOURCE, "model.py", CONFIG)
+    two = write_model(tmp_path / "two", KNN_SOURCE.replace('"uniform"', '"distance"'), "model.py", CONFIG)
+    first = facts(mlci("fetch", str(one.parent), "--home", str(home), check=True))
+    second = facts(mlci("fetch", str(two.parent), "--home", str(home), check=True))
+    assert first["RUN_ID"] != second["RUN_ID"] and first["MODEL"] != second["MODEL"]
+    assert Path(first["MODEL"]).read_text() == one.read_text()
+    assert Path(second["MODEL"]).read_text() == two.read_text()

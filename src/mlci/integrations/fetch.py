@@ -5,6 +5,7 @@ job trains what was pushed, whatever happens to the workspace meanwhile.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
@@ -13,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from mlci.core.errors import UsageError
-from mlci.core.store import RunStore
+from mlci.core.store import RunStore, file_hash
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:
@@ -56,13 +57,15 @@ def fetch(source: str, *, store: RunStore, ref: str | None = None, model: str | 
         if _is_git(repo):
             commit = _git("rev-parse", f"{ref or 'HEAD'}^{{commit}}", cwd=repo)
         root = snapshot_root or store.home / "src"
-        target = root / (commit or "worktree")
         staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=_mkdir(root)))
         if commit:
             archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=repo, capture_output=True, check=True)
             subprocess.run(["tar", "-x", "-C", str(staging)], input=archive.stdout, check=True)
+            target = root / commit
         else:
             shutil.copytree(repo, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".mlci", ".git", "__pycache__"))
+            # A plain folder has no commit: its snapshot is keyed by what it holds, so an edit makes a new one.
+            target = root / f"folder-{tree_hash(staging)[:20]}"
         _readable(staging)
         try:
             staging.rename(target)
@@ -76,6 +79,15 @@ def fetch(source: str, *, store: RunStore, ref: str | None = None, model: str | 
     finally:
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def tree_hash(folder: Path) -> str:
+    """sha256 over a folder's files: their paths (relative, sorted) and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(file_hash(path).encode() + b"\0")
+    return digest.hexdigest()
 
 
 def _readable(folder: Path) -> None:
