@@ -91,3 +91,49 @@ def test_two_plain_folders_never_share_a_run(tmp_path, home):
     assert first["RUN_ID"] != second["RUN_ID"] and first["MODEL"] != second["MODEL"]
     assert Path(first["MODEL"]).read_text() == one.read_text()
     assert Path(second["MODEL"]).read_text() == two.read_text()
+
+
+def models_repo(tmp_path: Path) -> tuple[Path, str]:
+    """A repository with models/a/model.py (and its mlci.toml), models/b/other.py and models/c/model.py."""
+    repo = tmp_path / "repo"
+    write_model(repo / "models" / "a", KNN_SOURCE, "model.py", CONFIG)
+    write_model(repo / "models" / "b", KNN_SOURCE.replace("60", "5"), "other.py", CONFIG)
+    write_model(repo / "models" / "c", KNN_SOURCE.replace("60", "9"), "model.py", CONFIG)
+    git("init", "-q", cwd=repo)
+    git("add", ".", cwd=repo)
+    git("commit", "-qm", "models", cwd=repo)
+    return repo, git("rev-parse", "HEAD", cwd=repo)
+
+
+def test_fetching_a_subfolder_of_a_repository_takes_the_model_from_that_folder(tmp_path, home):
+    repo, sha = models_repo(tmp_path)
+    done = facts(mlci("fetch", str(repo / "models" / "a"), "--home", str(home), check=True))
+    snapshot = home / "src" / sha
+    assert done["COMMIT"] == sha
+    assert done["MODEL"] == str(snapshot / "models" / "a" / "model.py")
+    assert (snapshot / "models" / "b" / "other.py").is_file()  # the whole commit, the model may import from it
+    other = facts(mlci("fetch", str(repo / "models" / "b"), "--home", str(home), check=True))
+    assert other["COMMIT"] == sha and other["MODEL"] == str(snapshot / "models" / "b" / "other.py")
+    assert other["RUN_ID"] != done["RUN_ID"]
+    third = facts(mlci("fetch", str(repo / "models" / "c"), "--home", str(home), check=True))
+    assert third["MODEL"] == str(snapshot / "models" / "c" / "model.py")
+    assert third["RUN_ID"] != done["RUN_ID"]  # same file name, same commit, another model
+
+
+def test_model_option_is_relative_to_the_fetched_subfolder(tmp_path, home):
+    repo, sha = models_repo(tmp_path)
+    done = facts(mlci("fetch", str(repo / "models" / "b"), "--model", "other.py", "--home", str(home), check=True))
+    assert done["MODEL"] == str(home / "src" / sha / "models" / "b" / "other.py") and done["COMMIT"] == sha
+    missing = mlci("fetch", str(repo / "models" / "b"), "--model", "model.py", "--home", str(home))
+    assert missing.returncode != 0
+    [line] = missing.stderr.strip().splitlines()
+    assert f"model.py: no such file in {repo / 'models' / 'b'}" in line and "relative to" in line
+
+
+def test_an_untracked_folder_inside_a_repository_is_reported(tmp_path, home):
+    repo, sha = models_repo(tmp_path)
+    write_model(repo / "models" / "new", KNN_SOURCE, "model.py", CONFIG)
+    done = mlci("fetch", str(repo / "models" / "new"), "--home", str(home))
+    assert done.returncode != 0
+    [line] = done.stderr.strip().splitlines()
+    assert f"folder models/new is not in commit {sha[:12]}" in line and "git commit" in line

@@ -53,9 +53,12 @@ def fetch(source: str, *, store: RunStore, ref: str | None = None, model: str | 
         _git("clone", "--quiet", "--no-checkout", source, str(workdir / "repo"))
         repo = workdir / "repo"
     try:
-        commit = None
+        commit, subfolder = None, ""
         if _is_git(repo):
             commit = _git("rev-parse", f"{ref or 'HEAD'}^{{commit}}", cwd=repo)
+            # A folder inside the repository: the whole commit is snapshotted (the model may import from
+            # anywhere in it) and the model is looked for in that folder of the snapshot.
+            repo, subfolder = _top_and_prefix(repo)
         root = snapshot_root or store.home / "src"
         staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=_mkdir(root)))
         if commit:
@@ -74,7 +77,11 @@ def fetch(source: str, *, store: RunStore, ref: str | None = None, model: str | 
             if not target.is_dir():
                 raise
             _readable(target)  # a snapshot made before snapshots were readable by all
-        model_file = _entry(target, model)
+        folder = target / subfolder
+        if not folder.is_dir():
+            raise UsageError(f"{source}: folder {subfolder.rstrip('/')} is not in commit {commit[:12]} of {repo}",
+                             hint="commit it (git add, git commit) and fetch again, or pass --ref with a commit that has it")
+        model_file = _entry(folder, model, snapshot=target, source=source)
         return model_file, commit
     finally:
         if workdir:
@@ -114,12 +121,24 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def _entry(folder: Path, model: str | None) -> Path:
+def _top_and_prefix(repo: Path) -> tuple[Path, str]:
+    """The work tree's top folder and `repo`'s path inside it ("models/a/"; "" at the top or in a bare repository)."""
+    try:
+        top = Path(_git("rev-parse", "--show-toplevel", cwd=repo))
+    except UsageError:  # a bare repository has no work tree, so no subfolder either
+        return repo, ""
+    return top, _git("rev-parse", "--show-prefix", cwd=repo)
+
+
+def _entry(folder: Path, model: str | None, *, snapshot: Path, source: str) -> Path:
+    """The model file: `model` relative to the fetched folder, else the one detected in that folder."""
     if model:
         path = folder / model
-        if not path.is_file():
-            raise UsageError(f"{model}: not found in the fetched commit ({folder})", hint="pass --model with a path inside the repository")
-        return path
+        inside = path.resolve().is_relative_to(snapshot.resolve())
+        if not inside or not path.is_file():
+            raise UsageError(f"{model}: no such file in {source} (snapshot {folder})",
+                             hint=f"pass --model with a path relative to {source}")
+        return Path(os.path.normpath(path))
     from mlci.source.detect import detect
 
     return Path(detect(folder).entry)
