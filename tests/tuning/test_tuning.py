@@ -73,7 +73,7 @@ def optuna_link(trial):
 def study_of(run):
     import optuna
 
-    from mlci.tuning.strategies.optuna import open_storage, storage_url, study_name
+    from mlci.tuning.study import open_storage, storage_url, study_name
 
     return optuna.load_study(study_name=study_name(run), storage=open_storage(storage_url(run, None)))
 

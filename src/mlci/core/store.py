@@ -210,7 +210,13 @@ def file_hash(path: Path) -> str:
 def make_run_id(model_file: Path, content_hash: str, commit: str | None = None) -> str:
     """Stable for a (model file, content or commit): running again continues the same run."""
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_file.stem).strip("-") or "model"
-    basis = f"{model_file.name}\0{commit or content_hash}"
+    name = model_file.name
+    parts = model_file.parts
+    if commit and commit in parts[:-1]:
+        # A snapshot of a commit (src/<commit>/models/a/model.py): its path in the commit names the model,
+        # so models/a/model.py and models/b/model.py of one commit are two runs (at the top: just the name).
+        name = "/".join(parts[len(parts) - parts[::-1].index(commit):])
+    basis = f"{name}\0{commit or content_hash}"
     return f"{stem}-{hashlib.sha256(basis.encode()).hexdigest()[:10]}"
 
 

@@ -5,13 +5,16 @@ job trains what was pushed, whatever happens to the workspace meanwhile.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
 
 from mlci.core.errors import UsageError
-from mlci.core.store import RunStore
+from mlci.core.store import RunStore, file_hash
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:
@@ -50,26 +53,67 @@ def fetch(source: str, *, store: RunStore, ref: str | None = None, model: str | 
         _git("clone", "--quiet", "--no-checkout", source, str(workdir / "repo"))
         repo = workdir / "repo"
     try:
-        commit = None
+        commit, subfolder = None, ""
         if _is_git(repo):
             commit = _git("rev-parse", f"{ref or 'HEAD'}^{{commit}}", cwd=repo)
+            # A folder inside the repository: the whole commit is snapshotted (the model may import from
+            # anywhere in it) and the model is looked for in that folder of the snapshot.
+            repo, subfolder = _top_and_prefix(repo)
         root = snapshot_root or store.home / "src"
-        target = root / (commit or "worktree")
         staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=_mkdir(root)))
         if commit:
             archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=repo, capture_output=True, check=True)
             subprocess.run(["tar", "-x", "-C", str(staging)], input=archive.stdout, check=True)
+            target = root / commit
         else:
             shutil.copytree(repo, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".mlci", ".git", "__pycache__"))
-        if target.exists():
-            shutil.rmtree(staging)
-        else:
+            # A plain folder has no commit: its snapshot is keyed by what it holds, so an edit makes a new one.
+            target = root / f"folder-{tree_hash(staging)[:20]}"
+        _readable(staging)
+        try:
             staging.rename(target)
-        model_file = _entry(target, model)
+        except OSError:  # there already (fetched before, or by a fetch running at the same time)
+            shutil.rmtree(staging)
+            if not target.is_dir():
+                raise
+            _readable(target)  # a snapshot made before snapshots were readable by all
+        folder = target / subfolder
+        if not folder.is_dir():
+            raise UsageError(f"{source}: folder {subfolder.rstrip('/')} is not in commit {commit[:12]} of {repo}",
+                             hint="commit it (git add, git commit) and fetch again, or pass --ref with a commit that has it")
+        model_file = _entry(folder, model, snapshot=target, source=source)
         return model_file, commit
     finally:
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def tree_hash(folder: Path) -> str:
+    """sha256 over a folder's files: their paths (relative, sorted) and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(file_hash(path).encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _readable(folder: Path) -> None:
+    """A snapshot is a read-only input for every user: folders 0755, files 0644 (0755 if executable).
+
+    mkdtemp makes the folder 0700 and tar/copytree follow the umask, but a trial container runs
+    as another user (uid 1000) that must read the model mounted at /model.
+    """
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        wanted = 0o755 if stat.S_ISDIR(mode) or mode & 0o111 else 0o644
+        if stat.S_IMODE(mode) != wanted:
+            try:
+                os.chmod(path, wanted)
+            except OSError as exc:
+                raise UsageError(f"{path}: cannot make the snapshot readable by all ({exc.strerror})",
+                                 hint=f"fix its owner or permissions (chmod -R a+rX {folder}) and fetch again") from None
 
 
 def _mkdir(path: Path) -> Path:
@@ -77,12 +121,24 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def _entry(folder: Path, model: str | None) -> Path:
+def _top_and_prefix(repo: Path) -> tuple[Path, str]:
+    """The work tree's top folder and `repo`'s path inside it ("models/a/"; "" at the top or in a bare repository)."""
+    try:
+        top = Path(_git("rev-parse", "--show-toplevel", cwd=repo))
+    except UsageError:  # a bare repository has no work tree, so no subfolder either
+        return repo, ""
+    return top, _git("rev-parse", "--show-prefix", cwd=repo)
+
+
+def _entry(folder: Path, model: str | None, *, snapshot: Path, source: str) -> Path:
+    """The model file: `model` relative to the fetched folder, else the one detected in that folder."""
     if model:
         path = folder / model
-        if not path.is_file():
-            raise UsageError(f"{model}: not found in the fetched commit ({folder})", hint="pass --model with a path inside the repository")
-        return path
+        inside = path.resolve().is_relative_to(snapshot.resolve())
+        if not inside or not path.is_file():
+            raise UsageError(f"{model}: no such file in {source} (snapshot {folder})",
+                             hint=f"pass --model with a path relative to {source}")
+        return Path(os.path.normpath(path))
     from mlci.source.detect import detect
 
     return Path(detect(folder).entry)

@@ -10,7 +10,7 @@ __all__ = ["LaunchSpec", "Runner", "Status", "LocalRunner", "get_runner", "docke
 
 def docker_available() -> bool:
     try:
-        from mlci.runners.docker import engine_answers
+        from mlci.runners.engine import engine_answers
     except ImportError:
         return False
     return engine_answers()

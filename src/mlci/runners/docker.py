@@ -18,51 +18,16 @@ from docker.types import DeviceRequest
 
 from mlci.core.config import ResourcesConfig
 from mlci.core.errors import ConfigError, MlciError, RunnerError
-from mlci.runners.base import LaunchSpec, Runner, Status
 from mlci.core.store import TrialState, read_record, write_json
+from mlci.runners.base import LaunchSpec, Runner, Status
+from mlci.runners.engine import connect, engine_address, engine_answers  # noqa: F401  (engine_answers: re-exported)
+from mlci.runners.engine import reason as _reason
+from mlci.runners.images import FRAMEWORK_LABEL, NO_REGISTRY_NOTE, build_command
 
 LABEL_RUN, LABEL_TRIAL, LABEL_MODEL = "mlci.run", "mlci.trial", "mlci.model"
 MODEL_MOUNT, TRIAL_MOUNT = "/model", "/trial"
 IMAGE_USER = "1000:1000"  # the `mlci` user of dockerfiles/base
 LOG_NAME = "log.txt"
-HOW_TO_START = ("start one with `sudo scripts/docker-setup.sh` (or `sudo dockerd &`), or point DOCKER_HOST at a "
-                "running engine")
-TRAIN_LOCALLY = "; or train without Docker: --runner local"
-
-
-def engine_address() -> str:
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-
-def connect(timeout: float = 60.0, *, for_training: bool = True) -> docker.DockerClient:
-    """A client whose engine answered a ping, or a RunnerError saying how to start one."""
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-        return client
-    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
-        raise RunnerError(f"no Docker engine answers at {engine_address()} ({_reason(exc)})",
-                          hint=HOW_TO_START + (TRAIN_LOCALLY if for_training else "")) from None
-
-
-def engine_answers(timeout: float = 3.0) -> bool:
-    try:
-        client = docker.from_env(timeout=timeout)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError):
-        return False
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    for known in ("No such file or directory", "Connection refused", "Permission denied", "timed out",
-                  "Connection aborted", "Read timed out"):
-        if known.lower() in text.lower():
-            return known.lower()
-    return text[:200]
 
 
 def _read_timeout(exc: BaseException) -> bool:
@@ -135,8 +100,6 @@ class DockerRunner(Runner):
         return container.id
 
     def _image(self, ref: str, framework: str):
-        from mlci.runners.images import FRAMEWORK_LABEL, NO_REGISTRY_NOTE, build_command
-
         try:
             image = self.client.images.get(ref)
         except docker.errors.ImageNotFound:

@@ -75,7 +75,7 @@ def default_wheelhouse(root: Path) -> Path:
 def client_or_error():
     """A Docker client that answers, or a RunnerError saying how to get one."""
     try:
-        from mlci.runners.docker import connect
+        from mlci.runners.engine import connect
     except ImportError as exc:
         raise RunnerError(f"building images needs the 'docker' package ({exc})",
                           hint="pip install 'mlci[docker]'") from None

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from mlci.core.errors import MlciError
 from mlci.core.store import Record, Trial, now_iso, read_record, write_json
+from mlci.tuning.study import make_pruner, open_storage
 from pydantic import Field
 
 PRUNED_FILE = "pruned.json"
@@ -73,8 +74,6 @@ class Reporter:
         try:
             if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
                 raise FileNotFoundError(f"{url[len('sqlite:///'):]} is not visible from this process")
-            from mlci.tuning.strategies.optuna import make_pruner, open_storage
-
             import optuna
 
             study = optuna.load_study(study_name=self.link["study"], storage=open_storage(url),

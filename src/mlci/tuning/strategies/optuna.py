@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import html
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
 from mlci.core.config import find_config
-from mlci.core.errors import ConfigError, MlciError
+from mlci.core.errors import MlciError
+from mlci.tuning.pruning import read_pruned
 from mlci.tuning.spaces import Param, decode, distributions, encode, space_for
 from mlci.core.store import Run, RunStore, Trial
 from mlci.tuning.strategies.base import Proposal, Strategy
+from mlci.tuning.study import make_pruner, open_storage, quiet_optuna, storage_url, study_name
 
 # TPE models the history once this many trials are done (baseline, centre and warm-start history count).
 STARTUP_TRIALS = 4
@@ -25,46 +26,6 @@ MAX_REPEATS = 25
 MAX_HISTORY = 200
 SOURCE = "mlci_source"  # user attr of an enqueued trial: why it is proposed
 KEY = "mlci_key"  # user attr of a trial added from the run store: "<run id>#<trial>"
-
-
-def storage_url(run: Run, storage: str | None) -> str:
-    return storage or f"sqlite:///{run.study_path.resolve()}"
-
-
-def study_name(run: Run) -> str:
-    return f"mlci-{run.id}"
-
-
-def _quiet_optuna() -> Any:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    return optuna
-
-
-def open_storage(url: str) -> Any:
-    """An RDB storage; SQLite waits for a lock rather than failing when trials write at once."""
-    optuna = _quiet_optuna()
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as exc:  # SQLAlchemy raises many kinds: a bad URL, a missing driver, no server
-        raise ConfigError(f"storage = {url!r} cannot be opened ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
-                          hint="use a SQLAlchemy URL such as sqlite:///study.db or postgresql://user@host/db") from None
-
-
-def make_pruner(spec: dict[str, Any] | None) -> Any:
-    """The pruner named in the config; the harness rebuilds it from the same spec (hparams.json)."""
-    optuna = _quiet_optuna()
-    name = (spec or {}).get("name", "none")
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=spec.get("n_startup_trials", 2),
-                                           n_warmup_steps=spec.get("n_warmup_steps", 2))
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=spec.get("max_resource", "auto"),
-                                              reduction_factor=3)
-    return optuna.pruners.NopPruner()
 
 
 def reported_key(metric: str) -> str:
@@ -93,7 +54,7 @@ class OptunaStrategy(Strategy):
     # ------------------------------------------------------------------ study
 
     def sampler(self, seed: int) -> Any:
-        optuna = _quiet_optuna()
+        optuna = quiet_optuna()
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True,
                                           constant_liar=True)
 
@@ -103,7 +64,7 @@ class OptunaStrategy(Strategy):
         return {"name": self.config.pruner, "n_startup_trials": 2, "n_warmup_steps": 2}
 
     def study(self) -> Any:
-        optuna = _quiet_optuna()
+        optuna = quiet_optuna()
         study = optuna.create_study(storage=open_storage(self.url), study_name=study_name(self.run),
                                     direction=self.direction, load_if_exists=True,
                                     pruner=make_pruner(self.pruner_spec()))
@@ -117,8 +78,6 @@ class OptunaStrategy(Strategy):
 
     def _finished(self, trial: Trial) -> tuple[str, float | None, dict[str, float]] | None:
         """(state, value, intermediate values) of a trial that has ended; None while it runs."""
-        from mlci.tuning.pruning import read_pruned
-
         state = trial.state()
         pruned = read_pruned(trial)
         if state.status == "pruned" or pruned is not None:
@@ -147,7 +106,7 @@ class OptunaStrategy(Strategy):
         return params, used
 
     def _add(self, study: Any, key: str, hparams: dict[str, Any], outcome: tuple) -> None:
-        optuna = _quiet_optuna()
+        optuna = quiet_optuna()
         state, value, steps = outcome
         params, used = self._params_of(hparams)
         frozen = optuna.trial.create_trial(
@@ -157,7 +116,7 @@ class OptunaStrategy(Strategy):
 
     def sync(self, study: Any) -> None:
         """Tell the study what the run store knows: finished trials, the baseline, orphans of a kill."""
-        optuna = _quiet_optuna()
+        optuna = quiet_optuna()
         running = optuna.trial.TrialState.RUNNING
         by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
         keys = {t.user_attrs.get(KEY) for t in by_number.values()}
@@ -191,7 +150,7 @@ class OptunaStrategy(Strategy):
 
     def _tell(self, study: Any, number: int, state: str, value: float | None, steps: dict[str, float],
               frozen: Any) -> None:
-        optuna = _quiet_optuna()
+        optuna = quiet_optuna()
         storage = study._storage
         for step, step_value in steps.items():
             if int(step) not in frozen.intermediate_values:
@@ -296,7 +255,7 @@ class OptunaStrategy(Strategy):
                 return self._proposal(study, asked, hparams)
             # A point already trained: the study learns its result again instead of training it twice.
             state, value = seen
-            optuna = _quiet_optuna()
+            optuna = quiet_optuna()
             study.tell(asked, value if state == "COMPLETE" else None, state=getattr(optuna.trial.TrialState, state))
         return None
 
@@ -371,12 +330,12 @@ class RandomStrategy(OptunaStrategy):
     sampler_name = "random"
 
     def sampler(self, seed: int) -> Any:
-        return _quiet_optuna().samplers.RandomSampler(seed=seed)
+        return quiet_optuna().samplers.RandomSampler(seed=seed)
 
 
 def importances(run: Run, study: Any | None = None) -> dict[str, float]:
     """Optuna's parameter importances (fANOVA) over the finished trials; {} with too few of them."""
-    optuna = _quiet_optuna()
+    optuna = quiet_optuna()
     if study is None:
         if not run.study_path.exists():
             return {}
