@@ -15,6 +15,7 @@ import numpy as np
 
 from mlci.core.errors import TrialError
 from mlci.core.store import MetricsRecord
+from mlci.harness.common import history as epoch_history, versions as package_versions
 
 
 def _compile_if_needed(model: Any, hp: dict[str, Any], keras: Any) -> None:
@@ -110,7 +111,7 @@ def train(model: Any, ctx: Any, keras: Any) -> MetricsRecord:
                          epochs_done=len(history.get("loss", [])), resumed_from_epoch=resumed or None,
                          train_seconds=round(train_seconds, 3), eval_seconds=round(eval_seconds, 3),
                          n_train=len(x_train), n_test=len(x_test), framework="keras",
-                         versions=_versions("keras", "tensorflow", "tensorflow-cpu", "numpy"))
+                         versions=package_versions("keras", "tensorflow", "tensorflow-cpu", "numpy"))
 
 
 WEIGHTS, METADATA = "latest.weights.h5", "training_metadata.json"
@@ -188,15 +189,7 @@ def _checkpoint_epoch(backup_dir) -> int:
 
 
 def _history_from(ctx: Any) -> dict[str, list[float]]:
-    from mlci.harness.train import _history
-
-    return _history(ctx.logged_epochs())
-
-
-def _versions(*names: str) -> dict[str, str]:
-    from mlci.harness.train import _versions as versions
-
-    return versions(*names)
+    return epoch_history(ctx.logged_epochs())
 
 
 def _metric_value(metric: str, accuracy: float, loss: float, model: Any, x_test: np.ndarray, y_true: np.ndarray) -> float:

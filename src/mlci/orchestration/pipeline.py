@@ -19,7 +19,7 @@ from mlci.core.errors import (EXIT_BELOW_THRESHOLD, EXIT_OK, EXIT_TRIAL_FAILED, 
                          UsageError)
 from mlci.runners import LaunchSpec, Runner, get_runner
 from mlci.core.store import (HparamsRecord, Kind, MetricsRecord, Run, RunRecord, RunStore, Trial, TrialState,
-                        file_hash, make_run_id, now_iso)
+                        file_hash, make_run_id, now_iso, write_trial_spec)
 from mlci.tuning.tweak import budget_left, module_defaults, script_knobs, tweak
 
 
@@ -99,22 +99,14 @@ def spec_for(run: Run, trial: Trial, config: Config) -> LaunchSpec:
     return LaunchSpec(run_id=run.id, trial=trial.number, model_name=record.model_name,
                       model_file=Path(record.model_file), source_dir=Path(record.source_dir),
                       trial_dir=trial.dir.resolve(), framework=record.kind.framework if record.kind else "keras",
-                      dataset=config.dataset, seed=config.seed, image=record.image, resources=config.resources,
-                      env={"MLCI_METRIC": config.metric, **_data_env(config)})
-
-
-def _data_env(config: Config) -> dict[str, str]:
-    """[data] for script mode travels as environment: the harness in a container has no mlci.toml of ours."""
-    from mlci.harness.script import DataSettings
-
-    return DataSettings(config.data.serve_keras_mnist, list(config.data.accuracy_files)).env()
+                      image=record.image, resources=config.resources)
 
 
 def launch_trial(run: Run, trial: Trial, runner: Runner, config: Config) -> str:
     """Start training a trial whose hparams.json exists; record the handle in trial.json."""
     if not trial.hparams_path.exists():
         raise UsageError(f"{trial.dir}: no hparams.json", hint=f"propose one with `mlci tweak --run {run.id}`")
-    trial.hparams()  # a broken hparams.json is reported here, before anything starts
+    write_trial_spec(trial, config)  # the run's settings join the proposal; a broken hparams.json is reported here
     (trial.dir / "error.txt").unlink(missing_ok=True)
     handle = runner.start(spec_for(run, trial, config))
     state = trial.state()
