@@ -224,7 +224,7 @@ def train_trial(trial_dir: Path, model_file: Path, *, echo: Echo = print) -> Met
 
 def _is_script(model_file: Path) -> bool:
     """No build_model(hp): script mode (decided from the source: importing a script would run it)."""
-    from mlci.source.rewrite import is_script
+    from mlci.source.mode import is_script
 
     try:
         return is_script(model_file.read_text(encoding="utf-8"))

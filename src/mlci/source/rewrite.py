@@ -15,6 +15,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from mlci.core.errors import UsageError
+from mlci.source.mode import is_script  # noqa: F401  (the one module/script rule, re-exported)
 
 KERAS_MODULES = {"keras", "tensorflow", "tf_keras"}
 DENSE = {"Dense"}
@@ -457,27 +458,6 @@ def scan_file(path: Path) -> Scan:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot be read ({exc})", hint="pass a Python file") from None
     return scan(source, str(path))
-
-
-def is_script(source: str) -> bool:
-    """A script has no top-level build_model(hp) (a model module has one)."""
-    import ast
-
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return True
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "build_model":
-            return False
-        # build_model imported or assigned at top level also makes a model module
-        if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
-                (a.asname or a.name) == "build_model" for a in node.names):
-            return False
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "build_model"
-                                                for t in node.targets):
-            return False
-    return True
 
 
 # ----------------------------------------------------------------------------- writing
