@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from mlci.core.errors import TrialError
+from mlci.core.knobs import default as knob_default
 from mlci.core.store import MetricsRecord
 from mlci.harness.common import history as epoch_history, versions as package_versions
 
@@ -21,8 +22,8 @@ from mlci.harness.common import history as epoch_history, versions as package_ve
 def _compile_if_needed(model: Any, hp: dict[str, Any], keras: Any) -> None:
     if getattr(model, "compiled", False) or getattr(model, "optimizer", None) is not None:
         return
-    name = str(hp.get("optimizer", "adam")).lower()
-    rate = float(hp.get("learning_rate", 1e-3))
+    name = str(hp.get("optimizer", knob_default("optimizer"))).lower()
+    rate = float(hp.get("learning_rate", knob_default("learning_rate")))
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop,
                   "adamw": keras.optimizers.AdamW, "nadam": keras.optimizers.Nadam}
     if name not in optimizers:
@@ -70,8 +71,8 @@ def train(model: Any, ctx: Any, keras: Any) -> MetricsRecord:
     data = ctx.data
     x_train, x_test = _inputs_for(model, data.x_train), _inputs_for(model, data.x_test)
     y_train, y_test = _labels_for(model, data.y_train, data.classes), _labels_for(model, data.y_test, data.classes)
-    epochs = int(hp.get("epochs", 1))
-    batch_size = int(hp.get("batch_size", 32))
+    epochs = int(hp.get("epochs", knob_default("epochs")))
+    batch_size = int(hp.get("batch_size", knob_default("batch_size")))
     order = np.random.RandomState(ctx.seed).permutation(len(x_train))
 
     # Epochs the checkpoint holds; the epoch log is cut back to them (a kill can land between the two writes).

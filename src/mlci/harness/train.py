@@ -20,6 +20,7 @@ import numpy as np
 from mlci.harness.common import Echo, Heartbeat, user_line
 from mlci.harness.data import Dataset, load_dataset
 from mlci.core.errors import TrialError, UsageError
+from mlci.core.knobs import default as knob_default
 from mlci.runners.local import EXIT_FILE
 from mlci.core.store import MetricsRecord, TrialSpec, read_record, write_json
 
@@ -180,7 +181,7 @@ def train_trial(trial_dir: Path, model_file: Path, *, echo: Echo = print) -> Met
     data_seconds = time.perf_counter() - loaded
     echo(f"trial {record.trial}: {model_file.name} with {json.dumps(hp, sort_keys=True)}")
     with Heartbeat(trial_dir) as heartbeat:
-        heartbeat.epochs = int(hp.get("epochs", 1))
+        heartbeat.epochs = int(hp.get("epochs", knob_default("epochs")))
         ctx = TrainContext(trial_dir, hp, data, seed, metric, heartbeat, echo)
         reporter = None
         if record.optuna is not None:

@@ -15,6 +15,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from mlci.core.errors import UsageError
+from mlci.core.knobs import REWRITABLE, REWRITABLE_INTS
 from mlci.source.mode import is_script  # noqa: F401  (the one module/script rule, re-exported)
 
 KERAS_MODULES = {"keras", "tensorflow", "tf_keras"}
@@ -42,9 +43,8 @@ SKLEARN_KNOBS: dict[str, list[tuple[str, int | None, Any]]] = {
     "AdaBoostClassifier": [("n_estimators", None, 50)],
 }
 # Knobs whose sites all move together: a site equal to the baseline takes the new value, others scale with it.
-SCALAR_KNOBS = ("epochs", "units", "filters", "kernel_size", "dropout", "learning_rate",
-                "n_neighbors", "C", "n_estimators", "max_depth")
-INT_KNOBS = {"epochs", "units", "filters", "kernel_size", "n_neighbors", "n_estimators", "max_depth"}
+SCALAR_KNOBS = REWRITABLE  # from the knob catalogue (mlci.core.knobs), in site order
+INT_KNOBS = REWRITABLE_INTS
 
 
 @dataclass
