@@ -66,10 +66,11 @@ def build_figures(client, cold: bool, console: Console) -> dict:
 def _trial(folder: Path, model: Path, framework: str, hparams: dict, number: int) -> LaunchSpec:
     trial_dir = folder / f"trial-{number}"
     trial_dir.mkdir(parents=True)
-    write_json(trial_dir / "hparams.json", HparamsRecord(trial=number, hparams=hparams))
+    write_json(trial_dir / "hparams.json", HparamsRecord(trial=number, hparams=hparams, dataset="mnist-sample",
+                                                         metric="accuracy"))
     return LaunchSpec(run_id="bench-docker", trial=number, model_name=model.stem, model_file=model,
-                      source_dir=model.parent, trial_dir=trial_dir, framework=framework, dataset="mnist-sample",
-                      image=f"mlci/{framework}:latest", env={"MLCI_METRIC": "accuracy"})
+                      source_dir=model.parent, trial_dir=trial_dir, framework=framework,
+                      image=f"mlci/{framework}:latest")
 
 
 def _first_log(runner, spec: LaunchSpec) -> tuple[float, float, MetricsRecord]:

@@ -84,8 +84,9 @@ def run_mlci(strategy: str, task: dict, seed: int, home: Path) -> dict:
             break  # a trial starts only if its epochs fit in what is left of the budget
         keras.backend.clear_session()
         started = time.perf_counter()
-        metrics = train_trial(trial.dir, Path(run.record().model_file), dataset="mnist-sample", seed=seed,
-                              metric=config.metric, echo=lambda _: None)
+        trial.write_hparams(trial.hparams().with_settings(config).model_copy(
+            update={"dataset": "mnist-sample", "seed": seed}))
+        metrics = train_trial(trial.dir, Path(run.record().model_file), echo=lambda _: None)
         seconds = time.perf_counter() - started
         if metrics is None:
             pruned = json.loads((trial.dir / "pruned.json").read_text())

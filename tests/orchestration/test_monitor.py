@@ -60,8 +60,8 @@ def reference(tmp_path_factory) -> MetricsRecord:
     model = write_model(base / "m", CHAOS_SOURCE, "digits_dense.py")
     folder = base / "trial"
     hparams = {"dense_layers": 1, "units": 8, "dropout": 0.1, "learning_rate": 0.01, "epochs": EPOCHS, "batch_size": 8}
-    write_json(folder / "hparams.json", HparamsRecord(trial=0, hparams=hparams))
-    done = mlci("train", "--trial-dir", str(folder), "--model", str(model), "--dataset", "digits", "--seed", "0")
+    write_json(folder / "hparams.json", HparamsRecord(trial=0, hparams=hparams, dataset="digits", seed=0))
+    done = mlci("train", "--trial-dir", str(folder), "--model", str(model))
     assert done.returncode == 0, done.stderr
     return MetricsRecord.model_validate_json((folder / "metrics.json").read_text())
 
@@ -238,9 +238,9 @@ def test_torn_checkpoints_fall_back_to_the_previous_one_then_a_clean_start(tmp_p
     """Truncated weights, a torn epoch file, then both weight copies truncated: warnings, never a crash loop."""
     model = write_model(tmp_path / "m", CHAOS_SOURCE, "digits_dense.py")
     folder = tmp_path / "trial"
-    write_json(folder / "hparams.json", HparamsRecord(trial=0, hparams={}))
+    write_json(folder / "hparams.json", HparamsRecord(trial=0, hparams={}, dataset="digits", seed=0))
     keras_dir = folder / "checkpoints" / "keras"
-    args = ("train", "--trial-dir", str(folder), "--model", str(model), "--dataset", "digits", "--seed", "0")
+    args = ("train", "--trial-dir", str(folder), "--model", str(model))
 
     def train_until(epochs: int) -> None:
         process = background(*args)
@@ -485,7 +485,7 @@ def test_monitor_leaves_a_proposal_of_the_optuna_strategy_alone(tmp_path, home):
     mlci("launch", "--home", str(home), "--wait", env=env, check=True)
     assert "TRIAL=1" in mlci("tweak", "--home", str(home), env=env, check=True).stdout
     run = RunStore(home).run(run_id)
-    link = run.trial(1).hparams().model_extra["optuna"]
+    link = run.trial(1).hparams().optuna_link()
     done = mlci("monitor", "--once", "--run", run_id, "--home", str(home))
     assert done.returncode == 0, done.stderr
     assert "left RUNNING" not in done.stderr

@@ -34,9 +34,9 @@ def _spec(tmp_path: Path, model: Path, run_id: str, hparams: dict, framework: st
           resources: ResourcesConfig | None = None, image: str | None = None) -> LaunchSpec:
     trial_dir = tmp_path / "store" / "runs" / run_id / "trials" / "0"
     trial_dir.mkdir(parents=True, exist_ok=True)
-    write_json(trial_dir / "hparams.json", HparamsRecord(trial=0, hparams=hparams))
+    write_json(trial_dir / "hparams.json", HparamsRecord(trial=0, hparams=hparams, dataset="digits"))
     return LaunchSpec(run_id=run_id, trial=0, model_name=model.stem, model_file=model, source_dir=model.parent,
-                      trial_dir=trial_dir, framework=framework, dataset="digits", image=image,
+                      trial_dir=trial_dir, framework=framework, image=image,
                       resources=resources or ResourcesConfig())
 
 

@@ -45,7 +45,8 @@ SGD = '''
 
 def train_here(run, trial, seed=0):
     """Train one proposal in this process (the harness's own function) and record it like the pipeline does."""
-    metrics = train_trial(trial.dir, Path(run.record().model_file), dataset="digits", seed=seed, echo=lambda _: None)
+    trial.write_hparams(trial.hparams().model_copy(update={"dataset": "digits", "seed": seed}))
+    metrics = train_trial(trial.dir, Path(run.record().model_file), echo=lambda _: None)
     trial.update_state(status="succeeded" if metrics else "pruned")
     RunOracle(run).tell(trial)
     return metrics
@@ -67,7 +68,7 @@ def drive(run, config, trials):
 
 
 def optuna_link(trial):
-    return trial.hparams().model_extra["optuna"]
+    return trial.hparams().optuna_link()
 
 
 def study_of(run):
@@ -103,7 +104,7 @@ def test_proposals_stay_inside_the_space_and_trial_0_is_the_baseline(tmp_path, h
         key = json.dumps(hp, sort_keys=True)
         assert key not in seen, "a point already trained is never trained again"
         seen.add(key)
-        assert record.model_extra["optuna"]["study"] == f"mlci-{run.id}"
+        assert record.optuna.study == f"mlci-{run.id}"
     assert records[-1].change and record.parent is not None
     study = study_of(run)
     assert len([t for t in study.trials if t.state.name == "COMPLETE"]) >= 9
@@ -233,7 +234,7 @@ def test_a_hopeless_trial_is_pruned_and_the_epoch_recorded(tmp_path, home):
     drive(run, config, 2)  # the baseline and two proposals complete: the pruner has something to compare with
     trial = tweak(run, config)
     record = trial.hparams()
-    assert record.model_extra["optuna"]["pruner"]["name"] == "median"
+    assert record.optuna.pruner["name"] == "median"
     # Make this proposal hopeless (a huge regularisation) while keeping its link to the study.
     record.hparams["alpha"] = 50.0
     trial.write_hparams(record)
@@ -245,7 +246,7 @@ def test_a_hopeless_trial_is_pruned_and_the_epoch_recorded(tmp_path, home):
     assert pruned["epoch"] == 2 and state.reason.startswith("pruned at epoch 2 (val_accuracy ")
     assert not trial.has_metrics() and "pruned at epoch 2" in trial.log_path.read_text()
     tweak(run, config)  # the next proposal tells the study what happened
-    frozen = study_of(run).trials[record.model_extra["optuna"]["trial"]]
+    frozen = study_of(run).trials[record.optuna.trial]
     assert frozen.state.name == "PRUNED" and sorted(frozen.intermediate_values) == [1, 2]
     table = mlci("history", run.id, "--home", str(home))
     assert table.returncode == 0 and "pruned" in table.stdout
@@ -259,10 +260,10 @@ def test_harness_trains_on_when_the_study_is_out_of_reach(tmp_path, home):
     drive(run, config, 0)
     trial = tweak(run, config)
     record = trial.hparams()
-    record.model_extra["optuna"]["storage"] = f"sqlite:///{tmp_path / 'elsewhere' / 'study.db'}"
-    trial.write_hparams(record)
+    record.optuna.storage = f"sqlite:///{tmp_path / 'elsewhere' / 'study.db'}"
+    trial.write_hparams(record.model_copy(update={"dataset": "digits"}))
     seen = []
-    metrics = train_trial(trial.dir, model, dataset="digits", echo=seen.append)
+    metrics = train_trial(trial.dir, model, echo=seen.append)
     assert metrics is not None and metrics.epochs_done == record.hparams["epochs"]
     assert any(line.startswith("warning: pruning is off for this trial (FileNotFoundError") for line in seen)
     assert not (tmp_path / "elsewhere").exists()

@@ -193,18 +193,14 @@ def run(model_file, config_path, home, runner, strategy, threshold, max_trials, 
 @main.command(epilog=EXIT_HELP)
 @click.option("--trial-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="The trial folder (holds hparams.json).")
 @click.option("--model", "model_file", required=True, type=click.Path(path_type=Path), help="The model file.")
-@click.option("--dataset", help="mnist-sample | digits | mnist | module [default: the module's load_data(), else mnist-sample].")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--metric", envvar="MLCI_METRIC", default="accuracy", show_default=True)
 @handle_errors
-def train(trial_dir, model_file, dataset, seed, metric):
-    """The training harness: train one trial (what runs inside a container)."""
+def train(trial_dir, model_file):
+    """The training harness: train one trial as its hparams.json says (what runs inside a container)."""
     from mlci.harness.train import finish_marker, train_trial
 
     _install_signal_handlers()
     try:
-        train_trial(trial_dir, model_file, dataset=dataset, seed=seed, metric=metric,
-                    echo=lambda text: click.echo(text))
+        train_trial(trial_dir, model_file, echo=lambda text: click.echo(text))
     except MlciError as err:
         (Path(trial_dir) / "error.txt").write_text(err.one_line() + "\n", encoding="utf-8")
         finish_marker(Path(trial_dir), err.exit_code)

@@ -18,10 +18,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mlci.core.config import Config
+from mlci.core.config import Config, Dataset
 from mlci.core.errors import BusyError, MetricsError, UsageError
+from mlci.core.objective import METRICS
 from mlci.core.states import DoneReason, RunStatus, TrialStatus
 
 SCHEMA_VERSION = 1
@@ -69,13 +70,75 @@ class RunRecord(Record):
     message: str | None = None
 
 
-class HparamsRecord(Record):
+class OptunaLink(BaseModel):
+    """The Optuna strategy's link from a trial to its study trial (what the harness reports to for pruning)."""
+
+    model_config = ConfigDict(extra="allow")
+    storage: str | None = None
+    study: str | None = None
+    trial: int | None = None  # the study's trial number
+    trial_id: int | None = None
+    direction: str | None = None
+    report: str | None = None  # the epoch metric reported for pruning
+    pruner: dict[str, Any] | None = None
+
+
+class DataOptions(BaseModel):
+    """[data] of mlci.toml as the harness needs it (script mode)."""
+
+    model_config = ConfigDict(extra="forbid")
+    serve_keras_mnist: str | None = None
+    accuracy_files: list[str] = Field(default_factory=list)
+
+
+class TrialSpec(Record):
+    """Everything the training harness needs to train one trial: trials/<n>/hparams.json.
+
+    The strategy writes the proposal (hparams, proposed_by, parent, change, optuna); the launch fills the
+    run-level settings (metric, dataset, seed, data) from the run's Config with `with_settings`. A file
+    written before those fields existed reads with the harness defaults.
+    """
+
+    model_config = ConfigDict(extra="forbid")
     trial: int
     hparams: dict[str, Any]
     proposed_by: str = "baseline"  # baseline | ladder:<step> | optuna | warm-start | ...
     parent: int | None = None  # the trial this proposal changes
     change: str | None = None  # one line a person reads: "units 32 -> 64"
     created_at: str = Field(default_factory=now_iso)
+    metric: str = "accuracy"
+    dataset: Dataset | None = None  # None: the module's load_data(), else mnist-sample
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    data: DataOptions = Field(default_factory=DataOptions)
+    optuna: OptunaLink | None = None  # the pruning link (Optuna strategy only)
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_known(cls, value: str) -> str:
+        if value not in METRICS:
+            raise ValueError(f"one of {', '.join(sorted(METRICS))}")
+        return value
+
+    def with_settings(self, config: "Config") -> "TrialSpec":
+        """This spec with the run-level settings of `config` (metric, dataset, seed, [data])."""
+        return self.model_copy(update={
+            "metric": config.metric, "dataset": config.dataset, "seed": config.seed,
+            "data": DataOptions(serve_keras_mnist=config.data.serve_keras_mnist,
+                                accuracy_files=list(config.data.accuracy_files))})
+
+    def optuna_link(self) -> dict[str, Any]:
+        """The pruning link as a plain dict ({} when the trial has none)."""
+        return self.optuna.model_dump(mode="json", exclude_none=True) if self.optuna is not None else {}
+
+
+HparamsRecord = TrialSpec  # the name the rest of mlci used before the spec held the run settings
+
+
+def write_trial_spec(trial: "Trial", config: "Config") -> TrialSpec:
+    """Fill the run's settings into the trial's hparams.json (at launch); the harness reads nothing else."""
+    spec = trial.hparams().with_settings(config)
+    trial.write_hparams(spec)
+    return spec
 
 
 class Restart(BaseModel):

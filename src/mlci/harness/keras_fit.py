@@ -14,14 +14,16 @@ from typing import Any
 import numpy as np
 
 from mlci.core.errors import TrialError
+from mlci.core.knobs import default as knob_default
 from mlci.core.store import MetricsRecord
+from mlci.harness.common import history as epoch_history, versions as package_versions
 
 
 def _compile_if_needed(model: Any, hp: dict[str, Any], keras: Any) -> None:
     if getattr(model, "compiled", False) or getattr(model, "optimizer", None) is not None:
         return
-    name = str(hp.get("optimizer", "adam")).lower()
-    rate = float(hp.get("learning_rate", 1e-3))
+    name = str(hp.get("optimizer", knob_default("optimizer"))).lower()
+    rate = float(hp.get("learning_rate", knob_default("learning_rate")))
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop,
                   "adamw": keras.optimizers.AdamW, "nadam": keras.optimizers.Nadam}
     if name not in optimizers:
@@ -69,8 +71,8 @@ def train(model: Any, ctx: Any, keras: Any) -> MetricsRecord:
     data = ctx.data
     x_train, x_test = _inputs_for(model, data.x_train), _inputs_for(model, data.x_test)
     y_train, y_test = _labels_for(model, data.y_train, data.classes), _labels_for(model, data.y_test, data.classes)
-    epochs = int(hp.get("epochs", 1))
-    batch_size = int(hp.get("batch_size", 32))
+    epochs = int(hp.get("epochs", knob_default("epochs")))
+    batch_size = int(hp.get("batch_size", knob_default("batch_size")))
     order = np.random.RandomState(ctx.seed).permutation(len(x_train))
 
     # Epochs the checkpoint holds; the epoch log is cut back to them (a kill can land between the two writes).
@@ -110,7 +112,7 @@ def train(model: Any, ctx: Any, keras: Any) -> MetricsRecord:
                          epochs_done=len(history.get("loss", [])), resumed_from_epoch=resumed or None,
                          train_seconds=round(train_seconds, 3), eval_seconds=round(eval_seconds, 3),
                          n_train=len(x_train), n_test=len(x_test), framework="keras",
-                         versions=_versions("keras", "tensorflow", "tensorflow-cpu", "numpy"))
+                         versions=package_versions("keras", "tensorflow", "tensorflow-cpu", "numpy"))
 
 
 WEIGHTS, METADATA = "latest.weights.h5", "training_metadata.json"
@@ -188,15 +190,7 @@ def _checkpoint_epoch(backup_dir) -> int:
 
 
 def _history_from(ctx: Any) -> dict[str, list[float]]:
-    from mlci.harness.train import _history
-
-    return _history(ctx.logged_epochs())
-
-
-def _versions(*names: str) -> dict[str, str]:
-    from mlci.harness.train import _versions as versions
-
-    return versions(*names)
+    return epoch_history(ctx.logged_epochs())
 
 
 def _metric_value(metric: str, accuracy: float, loss: float, model: Any, x_test: np.ndarray, y_true: np.ndarray) -> float:

@@ -21,51 +21,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mlci.core.errors import MetricsError, TrialError, UsageError
-from mlci.core.store import HparamsRecord, MetricsRecord, read_record, write_json
-from mlci.harness.train import Heartbeat, _history, _user_line, _versions
-
-Echo = Callable[[str], None]
+from mlci.core.store import MetricsRecord, TrialSpec, read_record, write_json
+from mlci.harness.common import Echo, Heartbeat, history as epoch_history, user_line, versions as package_versions
 ACCURACY_FILES = ("accuracy.txt", "result.txt", "new_accuracy.txt")
 SCRIPT_METRICS = "metrics.json"
 SMALL_FILE = 1 << 20  # files up to this size are copied into the work folder; larger ones are linked
 NEVER_MIRRORED = {".git", ".mlci", "__pycache__", ".ipynb_checkpoints"}
-ENV_SERVE_MNIST = "MLCI_SERVE_KERAS_MNIST"
-ENV_ACCURACY_FILES = "MLCI_ACCURACY_FILES"
 NUMBER = r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?"
 STDOUT_ACCURACY = re.compile(r"(?i)acc(?:uracy)?\b[^0-9\n]{0,30}?(" + NUMBER + r")\s*(%)?")
 KERAS_ACCURACY_KEYS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy", "binary_accuracy",
                        "compile_metrics")
-
-
-@dataclass
-class DataSettings:
-    """[data] of mlci.toml as the harness sees it (env from the runner, else the script's own mlci.toml)."""
-
-    serve_keras_mnist: str | None = None
-    accuracy_files: list[str] = field(default_factory=list)
-
-    @classmethod
-    def find(cls, script: Path) -> "DataSettings":
-        serve = os.environ.get(ENV_SERVE_MNIST)
-        files = os.environ.get(ENV_ACCURACY_FILES)
-        if serve is None or files is None:
-            from mlci.core.config import load_config
-            from mlci.core.errors import ConfigError
-
-            try:
-                config, _ = load_config(script)
-                serve = serve if serve is not None else config.data.serve_keras_mnist
-                files = files if files is not None else json.dumps(config.data.accuracy_files)
-            except ConfigError:
-                pass
-        try:
-            names = [str(n) for n in json.loads(files)] if files else []
-        except ValueError:
-            names = [n for n in files.split(os.pathsep) if n]
-        return cls(serve or None, names)
-
-    def env(self) -> dict[str, str]:
-        return {ENV_SERVE_MNIST: self.serve_keras_mnist or "", ENV_ACCURACY_FILES: json.dumps(self.accuracy_files)}
 
 
 # ----------------------------------------------------------------------------- the rewritten copy
@@ -231,7 +196,7 @@ def install_keras_hooks(keras: Any, trial_dir: Path, capture: KerasCapture, hear
         rows = _read_rows(epoch_log)
         _full_history(result, rows)
         capture.model = self
-        capture.history = _history(rows)
+        capture.history = epoch_history(rows)
         capture.epochs_done = len(rows)
         if rows:
             capture.last = ("keras-fit", {k: v for k, v in rows[-1].items() if k != "epoch"})
@@ -276,7 +241,7 @@ def _full_history(history: Any, rows: list[dict[str, Any]]) -> None:
 
     if not hasattr(history, "history") or not rows:
         return
-    history.history = {key: [np.float64(v) for v in values] for key, values in _history(rows).items()}
+    history.history = {key: [np.float64(v) for v in values] for key, values in epoch_history(rows).items()}
     history.epoch = [int(row.get("epoch", i)) for i, row in enumerate(rows)]
 
 
@@ -543,17 +508,16 @@ def _save_artifact(trial_dir: Path, capture: KerasCapture | None, namespace: dic
         echo(f"mlci: warning: the trained model could not be saved ({type(exc).__name__}: {exc})")
 
 
-def train_script(trial_dir: Path, script: Path, *, seed: int = 0, metric: str = "accuracy",
-                 echo: Echo = print) -> MetricsRecord:
-    """Run one trial of a plain script; write metrics.json (and the model when it can be found)."""
+def train_script(trial_dir: Path, script: Path, *, echo: Echo = print) -> MetricsRecord:
+    """Run one trial of a plain script as its spec says; write metrics.json (and the model when it can be found)."""
     started_clock = time.perf_counter()
     trial_dir, script = Path(trial_dir).resolve(), Path(script).resolve()
     if not script.is_file():
         raise UsageError(f"{script}: model file not found", hint="pass the path of a .py file")
-    record = read_record(trial_dir / "hparams.json", HparamsRecord, what="hparams.json",
+    record = read_record(trial_dir / "hparams.json", TrialSpec, what="hparams.json",
                          fix="write it with `mlci tweak` (or `mlci run`)")
     (trial_dir / "metrics.json").unlink(missing_ok=True)
-    settings = DataSettings.find(script)
+    settings, metric = record.data, record.metric
     source, diff = prepare_copy(trial_dir, script, record.hparams)
     echo(f"trial {record.trial}: script {script.name} with {json.dumps(record.hparams, sort_keys=True)}")
     if diff:
@@ -564,7 +528,7 @@ def train_script(trial_dir: Path, script: Path, *, seed: int = 0, metric: str = 
     runnable = work / script.name
     runnable.write_text(source, encoding="utf-8")
 
-    seed = int(record.hparams.get("seed", seed))
+    seed = int(record.hparams.get("seed", record.seed))
     os.environ.setdefault("MPLBACKEND", "Agg")  # plt.show() in a script must not wait for a window
     removers: list[Callable[[], None]] = []
     capture: KerasCapture | None = None
@@ -612,7 +576,7 @@ def train_script(trial_dir: Path, script: Path, *, seed: int = 0, metric: str = 
             except Exception as exc:
                 traceback.print_exc()
                 copy = f"trials/{record.trial}/model.py" if diff else script.name
-                raise TrialError(f"{copy}:{_user_line(exc, runnable)}: the script raised {type(exc).__name__}: "
+                raise TrialError(f"{copy}:{user_line(exc, runnable)}: the script raised {type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0][:300] if str(exc) else ''}",
                                  hint="the traceback is in the trial log") from exc
             train_seconds = time.perf_counter() - run_started
@@ -635,7 +599,7 @@ def train_script(trial_dir: Path, script: Path, *, seed: int = 0, metric: str = 
                             resumed_from_epoch=capture.resumed_from_epoch if capture else None,
                             train_seconds=round(train_seconds, 3), framework=framework, source=found.source,
                             import_seconds=round(time.perf_counter() - started_clock - train_seconds, 3),
-                            versions=_versions("keras", "tensorflow", "scikit-learn", "numpy"))
+                            versions=package_versions("keras", "tensorflow", "scikit-learn", "numpy"))
     write_json(trial_dir / "metrics.json", metrics)
     echo(f"trial {record.trial}: {metric} = {metrics.value:.4f} (from {found.source}; script ran "
          f"{train_seconds:.1f}s)")

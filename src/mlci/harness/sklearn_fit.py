@@ -14,6 +14,7 @@ import numpy as np
 
 from mlci.core.errors import TrialError
 from mlci.core.store import MetricsRecord
+from mlci.harness.common import history as epoch_history, versions as package_versions
 
 
 def _checkpoint_files(folder) -> list:
@@ -90,11 +91,9 @@ def train(estimator: Any, ctx: Any) -> MetricsRecord:
     tmp = ctx.trial_dir / ".model.joblib.tmp"
     joblib.dump(estimator, tmp)
     os.replace(tmp, ctx.trial_dir / "model.joblib")
-    from mlci.harness.train import _history, _versions
-
-    history = _history(ctx.logged_epochs())
+    history = epoch_history(ctx.logged_epochs())
     return MetricsRecord(value=value, accuracy=accuracy, loss=loss, history=history,
                          epochs_done=len(history.get("val_accuracy", [])) or 1, resumed_from_epoch=resumed or None,
                          train_seconds=round(train_seconds, 3), eval_seconds=round(eval_seconds, 3),
                          n_train=len(data.x_train), n_test=len(data.x_test), framework="sklearn",
-                         versions=_versions("scikit-learn", "numpy", "joblib"))
+                         versions=package_versions("scikit-learn", "numpy", "joblib"))

@@ -1,6 +1,7 @@
 """The training harness (`mlci train --trial-dir DIR --model FILE`): what runs inside a container.
 
-It trains and never decides: read hparams.json, build, fit with checkpoints, evaluate, write
+It trains and never decides: read the trial's spec (hparams.json: hyperparameters, metric, data set,
+seed, [data] options, the pruning link; nothing comes from argv or the environment), build, fit with checkpoints, evaluate, write
 metrics.json and the model. A killed trial started again resumes from its last epoch.
 """
 from __future__ import annotations
@@ -9,22 +10,20 @@ import importlib.util
 import json
 import os
 import sys
-import threading
 import time
-import traceback
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
 import numpy as np
 
+from mlci.harness.common import Echo, Heartbeat, user_line
 from mlci.harness.data import Dataset, load_dataset
 from mlci.core.errors import TrialError, UsageError
+from mlci.core.knobs import default as knob_default
 from mlci.runners.local import EXIT_FILE
-from mlci.core.store import HparamsRecord, MetricsRecord, read_record, write_json
+from mlci.core.store import MetricsRecord, TrialSpec, read_record, write_json
 
-Echo = Callable[[str], None]
-HEARTBEAT_SECONDS = 1.0
 
 
 # ----------------------------------------------------------------------------- the user's module
@@ -44,18 +43,10 @@ def load_module(model_file: Path) -> ModuleType:
     except SyntaxError as exc:
         raise TrialError(f"{model_file}:{exc.lineno}: syntax error ({exc.msg})", hint="fix the model file") from None
     except Exception as exc:  # the user's code failed at import time
-        raise TrialError(f"{model_file}:{_user_line(exc, model_file)}: importing the model failed "
+        raise TrialError(f"{model_file}:{user_line(exc, model_file)}: importing the model failed "
                          f"({type(exc).__name__}: {exc})", hint="fix the model file; the traceback is in the trial log") from exc
     return module
 
-
-def _user_line(exc: BaseException, model_file: Path) -> str:
-    """The line of the user's file where the exception passed last."""
-    line = "?"
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if Path(frame.filename).resolve() == model_file.resolve():
-            line = str(frame.lineno)
-    return line
 
 
 def check_hparams(hparams: dict[str, Any], defaults: dict[str, Any], source: Path) -> dict[str, Any]:
@@ -83,43 +74,6 @@ def check_hparams(hparams: dict[str, Any], defaults: dict[str, Any], source: Pat
                              f"{expected.__name__} like the model's default {default!r}",
                              hint="fix the value or rewrite it with `mlci tweak`")
     return checked
-
-
-# ----------------------------------------------------------------------------- liveness
-
-
-class Heartbeat:
-    """Touches trials/<n>/heartbeat every second with the epoch reached, for the monitor and progress bars."""
-
-    def __init__(self, trial_dir: Path):
-        self.path = trial_dir / "heartbeat"
-        self.epoch = 0
-        self.epochs: int | None = None
-        self.value: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="mlci-heartbeat", daemon=True)
-
-    def __enter__(self) -> "Heartbeat":
-        self.beat()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.beat(done=True)
-
-    def beat(self, done: bool = False) -> None:
-        payload = {"pid": os.getpid(), "time": time.time(), "epoch": self.epoch, "epochs": self.epochs,
-                   "value": self.value, "done": done}
-        try:
-            write_json(self.path, payload)
-        except OSError:
-            pass  # a full disk must not kill training; the monitor then sees a stale beat
-
-    def _loop(self) -> None:
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            self.beat()
 
 
 # ----------------------------------------------------------------------------- training
@@ -171,27 +125,6 @@ class TrainContext:
         self.epoch_log.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def _history(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
-    history: dict[str, list[float]] = {}
-    for row in rows:
-        for key, value in row.items():
-            if key != "epoch":
-                history.setdefault(key, []).append(value)
-    return history
-
-
-def _versions(*names: str) -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": sys.version.split()[0]}
-    for name in names:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return found
-
-
 def _is_keras_model(model: Any) -> bool:
     keras = sys.modules.get("keras")
     return keras is not None and isinstance(model, keras.Model)
@@ -211,9 +144,14 @@ def _train_sklearn(estimator: Any, ctx: TrainContext) -> MetricsRecord:
     return sklearn_support.train(estimator, ctx)
 
 
-def train_trial(trial_dir: Path, model_file: Path, *, dataset: str | None = None, seed: int = 0,
-                metric: str = "accuracy", echo: Echo = print) -> MetricsRecord | None:
-    """Train one trial of a model module; write metrics.json and the model into trial_dir.
+def read_spec(trial_dir: Path) -> TrialSpec:
+    """The trial's spec (trials/<n>/hparams.json): the one place the harness learns what to train."""
+    return read_record(Path(trial_dir) / "hparams.json", TrialSpec, what="hparams.json",
+                       fix="write it with `mlci tweak` (or `mlci run`)")
+
+
+def train_trial(trial_dir: Path, model_file: Path, *, echo: Echo = print) -> MetricsRecord | None:
+    """Train one trial of a model module as its spec says; write metrics.json and the model into trial_dir.
 
     A trial the study's pruner stops writes pruned.json instead of metrics.json and returns None.
     """
@@ -222,9 +160,9 @@ def train_trial(trial_dir: Path, model_file: Path, *, dataset: str | None = None
     if _is_script(Path(model_file)):
         from mlci.harness.script import train_script
 
-        return train_script(trial_dir, Path(model_file), seed=seed, metric=metric, echo=echo)
-    record = read_record(trial_dir / "hparams.json", HparamsRecord, what="hparams.json",
-                         fix="write it with `mlci tweak` (or `mlci run`)")
+        return train_script(trial_dir, Path(model_file), echo=echo)
+    record = read_spec(trial_dir)
+    metric, dataset = record.metric, record.dataset
     (trial_dir / "metrics.json").unlink(missing_ok=True)  # a retrained trial never shows stale metrics
     (trial_dir / "pruned.json").unlink(missing_ok=True)
     imported = time.perf_counter()
@@ -237,19 +175,19 @@ def train_trial(trial_dir: Path, model_file: Path, *, dataset: str | None = None
                               "(or run it as a plain script, which mlci supports in script mode)")
     defaults = dict(getattr(module, "HPARAMS", {}) or {})
     hp = {**defaults, **check_hparams(record.hparams, defaults, trial_dir / "hparams.json")}
-    seed = int(hp.get("seed", seed))
+    seed = int(hp.get("seed", record.seed))
     loaded = time.perf_counter()
     data = _load_data(module, dataset, seed, model_file)
     data_seconds = time.perf_counter() - loaded
     echo(f"trial {record.trial}: {model_file.name} with {json.dumps(hp, sort_keys=True)}")
     with Heartbeat(trial_dir) as heartbeat:
-        heartbeat.epochs = int(hp.get("epochs", 1))
+        heartbeat.epochs = int(hp.get("epochs", knob_default("epochs")))
         ctx = TrainContext(trial_dir, hp, data, seed, metric, heartbeat, echo)
         reporter = None
-        if (record.model_extra or {}).get("optuna"):
+        if record.optuna is not None:
             from mlci.tuning.pruning import Reporter, TrialPruned
 
-            reporter = ctx.reporter = Reporter.from_hparams(record.model_extra, echo)
+            reporter = ctx.reporter = Reporter.from_hparams({"optuna": record.optuna_link()}, echo)
         if _wants_keras(module):
             import keras
 
@@ -257,7 +195,7 @@ def train_trial(trial_dir: Path, model_file: Path, *, dataset: str | None = None
         try:
             model = build(hp)
         except Exception as exc:
-            raise TrialError(f"{model_file}:{_user_line(exc, model_file)}: build_model raised "
+            raise TrialError(f"{model_file}:{user_line(exc, model_file)}: build_model raised "
                              f"{type(exc).__name__}: {exc}", hint="fix build_model; the traceback is in the trial log") from exc
         try:
             if _is_keras_model(model):
@@ -287,7 +225,7 @@ def train_trial(trial_dir: Path, model_file: Path, *, dataset: str | None = None
 
 def _is_script(model_file: Path) -> bool:
     """No build_model(hp): script mode (decided from the source: importing a script would run it)."""
-    from mlci.source.rewrite import is_script
+    from mlci.source.mode import is_script
 
     try:
         return is_script(model_file.read_text(encoding="utf-8"))
@@ -305,7 +243,7 @@ def _load_data(module: ModuleType, dataset: str | None, seed: int, model_file: P
         try:
             (x_train, y_train), (x_test, y_test) = loader()
         except Exception as exc:
-            raise TrialError(f"{model_file}:{_user_line(exc, model_file)}: load_data() raised "
+            raise TrialError(f"{model_file}:{user_line(exc, model_file)}: load_data() raised "
                              f"{type(exc).__name__}: {exc}", hint="fix load_data, or set dataset in mlci.toml") from exc
         y_train, y_test = np.asarray(y_train), np.asarray(y_test)
         return Dataset("module", np.asarray(x_train), y_train, np.asarray(x_test), y_test,

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Literal
 from mlci.core.config import Config
 from mlci.core.errors import EXIT_DETECTION, EXIT_METRICS, EXIT_TRIAL_FAILED, EXIT_USAGE, MlciError, UsageError
 from mlci.core.states import TrialStatus
-from mlci.core.store import Restart, Run, Trial, TrialState, now_iso
+from mlci.core.store import Restart, Run, Trial, TrialState, now_iso, write_trial_spec
 from mlci.orchestration.oracle import RunOracle
 from mlci.runners import LaunchSpec, Runner, Status, get_runner
 
@@ -335,26 +335,19 @@ def adopt(run: Run, trial: Trial, runner: Runner, config: Config, events: Any = 
 
 
 def spec_for(run: Run, trial: Trial, config: Config) -> LaunchSpec:
+    """Where and how the runner starts the harness; what the harness trains with is in the trial's spec."""
     record = run.record()
     return LaunchSpec(run_id=run.id, trial=trial.number, model_name=record.model_name,
                       model_file=Path(record.model_file), source_dir=Path(record.source_dir),
                       trial_dir=trial.dir.resolve(), framework=record.kind.framework if record.kind else "keras",
-                      dataset=config.dataset, seed=config.seed, image=record.image, resources=config.resources,
-                      env={"MLCI_METRIC": config.metric, **_data_env(config)})
-
-
-def _data_env(config: Config) -> dict[str, str]:
-    """[data] for script mode travels as environment: the harness in a container has no mlci.toml of ours."""
-    from mlci.harness.script import DataSettings
-
-    return DataSettings(config.data.serve_keras_mnist, list(config.data.accuracy_files)).env()
+                      image=record.image, resources=config.resources)
 
 
 def launch_trial(run: Run, trial: Trial, runner: Runner, config: Config) -> str:
     """Start training a trial whose hparams.json exists; record the handle in trial.json."""
     if not trial.hparams_path.exists():
         raise UsageError(f"{trial.dir}: no hparams.json", hint=f"propose one with `mlci tweak --run {run.id}`")
-    trial.hparams()  # a broken hparams.json is reported here, before anything starts
+    write_trial_spec(trial, config)  # the run's settings join the proposal; a broken hparams.json is reported here
     (trial.dir / "error.txt").unlink(missing_ok=True)
     handle = runner.start(spec_for(run, trial, config))
     state = trial.state()

@@ -34,7 +34,7 @@ def _study_links(run: Run, study_name: str) -> dict[int, int]:
             record = trial.hparams()
         except MlciError:
             continue
-        link = (record.model_extra or {}).get("optuna") or {}
+        link = record.optuna_link()
         if link.get("study") == study_name and isinstance(link.get("trial"), int):
             links[link["trial"]] = trial.number
     return links

@@ -26,18 +26,13 @@ class LaunchSpec:
     source_dir: Path  # folder holding the model file: mounted read-only in a container
     trial_dir: Path  # writable: hparams.json in, metrics.json / model / checkpoints out
     framework: str
-    dataset: str | None = None
-    seed: int = 0
     image: str | None = None
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     env: dict[str, str] = field(default_factory=dict)
 
     def harness_args(self, trial_dir: str | Path, model_file: str | Path) -> list[str]:
-        """`mlci train` arguments, with paths as the training process sees them."""
-        args = ["train", "--trial-dir", str(trial_dir), "--model", str(model_file), "--seed", str(self.seed)]
-        if self.dataset:
-            args += ["--dataset", self.dataset]
-        return args
+        """`mlci train` arguments, with paths as the training process sees them (the rest is in hparams.json)."""
+        return ["train", "--trial-dir", str(trial_dir), "--model", str(model_file)]
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 
 from mlci.source._detect_source import Token
 from mlci.source._detect_vocab import DEFAULT_ALIASES, UNSUPPORTED, Symbol, classify
+from mlci.source.mode import defines_build_model, model_mode
 
 # Keyword arguments of Keras' fit that scikit-learn, xgboost and lightgbm estimators do not take.
 KERAS_FIT_KEYWORDS = {"epochs", "nb_epoch", "batch_size", "validation_split", "steps_per_epoch", "initial_epoch",
@@ -192,6 +193,7 @@ class AstFacts(Facts):
         self._memo: dict[tuple[int, int], frozenset[Model]] = {}
         self._active: set[tuple[int, int]] = set()
         self._by_name: dict[str, list[tuple[ast.Call, int]]] | None = None
+        self.module_mode = defines_build_model(tree)  # the harness's rule (mlci.source.mode)
         self._walk(tree)
         self._alias_assignments()
         self._collect()
@@ -259,8 +261,6 @@ class AstFacts(Facts):
                 args = node.args
                 self.params[inner] = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
                 self.bound.update(self.params[inner])
-                if scope == 0 and node.name == "build_model":
-                    self.module_mode = True
                 for child in node.decorator_list + args.defaults + [d for d in args.kw_defaults if d]:
                     stack.append((child, scope))
                 stack.extend((child, inner) for child in node.body)
@@ -673,7 +673,7 @@ class TokenFacts(Facts):
             words = [t.text for t in statement]
             if len(statement) >= 3 and statement[0].kind == "name" and words[1] == "=":
                 self.bound.add(words[0])
-        self.module_mode = any(line.startswith("def build_model") for line in text.split("\n"))
+        self.module_mode = model_mode(text) == "module"  # the harness's rule (mlci.source.mode)
         assigned: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for statement in statements:
             words = [t.text for t in statement]

@@ -15,6 +15,8 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from mlci.core.errors import UsageError
+from mlci.core.knobs import REWRITABLE, REWRITABLE_INTS
+from mlci.source.mode import is_script  # noqa: F401  (the one module/script rule, re-exported)
 
 KERAS_MODULES = {"keras", "tensorflow", "tf_keras"}
 DENSE = {"Dense"}
@@ -41,9 +43,8 @@ SKLEARN_KNOBS: dict[str, list[tuple[str, int | None, Any]]] = {
     "AdaBoostClassifier": [("n_estimators", None, 50)],
 }
 # Knobs whose sites all move together: a site equal to the baseline takes the new value, others scale with it.
-SCALAR_KNOBS = ("epochs", "units", "filters", "kernel_size", "dropout", "learning_rate",
-                "n_neighbors", "C", "n_estimators", "max_depth")
-INT_KNOBS = {"epochs", "units", "filters", "kernel_size", "n_neighbors", "n_estimators", "max_depth"}
+SCALAR_KNOBS = REWRITABLE  # from the knob catalogue (mlci.core.knobs), in site order
+INT_KNOBS = REWRITABLE_INTS
 
 
 @dataclass
@@ -457,27 +458,6 @@ def scan_file(path: Path) -> Scan:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot be read ({exc})", hint="pass a Python file") from None
     return scan(source, str(path))
-
-
-def is_script(source: str) -> bool:
-    """A script has no top-level build_model(hp) (a model module has one)."""
-    import ast
-
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return True
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "build_model":
-            return False
-        # build_model imported or assigned at top level also makes a model module
-        if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
-                (a.asname or a.name) == "build_model" for a in node.names):
-            return False
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "build_model"
-                                                for t in node.targets):
-            return False
-    return True
 
 
 # ----------------------------------------------------------------------------- writing

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.core.errors import ConfigError
+from mlci.core.knobs import space
 
 TYPES = ("int", "float", "categorical")
 
@@ -75,57 +76,23 @@ def _same(a: Any, b: Any) -> bool:
 
 # ----------------------------------------------------------------------------- built-in spaces
 
-def _i(low: int, high: int, log: bool = False) -> dict[str, Any]:
-    return {"type": "int", "low": low, "high": high, **({"log": True} if log else {})}
-
-
-def _f(low: float, high: float, log: bool = False) -> dict[str, Any]:
-    return {"type": "float", "low": low, "high": high, **({"log": True} if log else {})}
-
-
-def _c(*choices: Any) -> dict[str, Any]:
-    return {"type": "categorical", "choices": list(choices)}
-
-
-# Keras knobs shared by every architecture; the architecture tables below override some ranges.
-KERAS: dict[str, dict[str, Any]] = {
-    "learning_rate": _f(1e-4, 1e-2, log=True),
-    "batch_size": _c(32, 64, 128),
-    "epochs": _i(1, 10),
-    "dropout": _f(0.0, 0.5),
-    "units": _i(16, 256, log=True),
-    "dense_layers": _i(1, 3),
-    "optimizer": _c("adam", "rmsprop", "nadam"),
-    "activation": _c("relu", "elu", "tanh"),
-}
-
-CNN: dict[str, dict[str, Any]] = {
-    **KERAS,
-    "conv_blocks": _i(1, 3),
-    "filters": _i(8, 64, log=True),
-    "kernel_size": _c(3, 5),
-    "pooling": _c("max", "avg"),
-    "dense_layers": _i(0, 2),
-}
-
-ANN: dict[str, dict[str, Any]] = {**KERAS, "units": _i(16, 512, log=True), "epochs": _i(1, 20)}
+# The ranges live in the knob catalogue (mlci.core.knobs); a table here only names its knobs, in search order.
+KERAS_KNOBS = ("learning_rate", "batch_size", "epochs", "dropout", "units", "dense_layers", "optimizer", "activation")
+KERAS: dict[str, dict[str, Any]] = space("keras", KERAS_KNOBS)  # shared by every architecture
+CNN: dict[str, dict[str, Any]] = space("cnn", KERAS_KNOBS + ("conv_blocks", "filters", "kernel_size", "pooling"),
+                                       fallback="keras")
+ANN: dict[str, dict[str, Any]] = space("ann", KERAS_KNOBS, fallback="keras")
 
 # scikit-learn estimators by type: the class the model module builds decides the table.
-SKLEARN: dict[str, dict[str, dict[str, Any]]] = {
-    "KNeighborsClassifier": {"n_neighbors": _i(1, 50, log=True), "weights": _c("uniform", "distance"),
-                             "p": _c(1, 2)},
-    "LogisticRegression": {"C": _f(1e-3, 1e3, log=True), "max_iter": _i(100, 3000, log=True),
-                           "tol": _f(1e-6, 1e-2, log=True)},
-    "RandomForestClassifier": {"n_estimators": _i(10, 500, log=True), "max_depth": _i(2, 64, log=True),
-                               "min_samples_split": _i(2, 20), "min_samples_leaf": _i(1, 10),
-                               "max_features": _c("sqrt", "log2")},
-    "SVC": {"C": _f(1e-2, 1e3, log=True), "gamma": _f(1e-4, 1.0, log=True), "kernel": _c("rbf", "poly", "linear")},
-    "MLPClassifier": {"hidden_layer_sizes": _c([64], [128], [256], [128, 64], [256, 128]),
-                      "alpha": _f(1e-6, 1e-1, log=True), "learning_rate_init": _f(1e-4, 1e-1, log=True),
-                      "max_iter": _i(50, 1000, log=True), "epochs": _i(1, 50), "batch_size": _c(32, 64, 128, 256)},
-    "SGDClassifier": {"alpha": _f(1e-7, 1e-1, log=True), "loss": _c("hinge", "log_loss", "modified_huber"),
-                      "penalty": _c("l2", "l1", "elasticnet"), "epochs": _i(1, 50), "eta0": _f(1e-4, 1.0, log=True)},
+SKLEARN_KNOBS = {
+    "KNeighborsClassifier": ("n_neighbors", "weights", "p"),
+    "LogisticRegression": ("C", "max_iter", "tol"),
+    "RandomForestClassifier": ("n_estimators", "max_depth", "min_samples_split", "min_samples_leaf", "max_features"),
+    "SVC": ("C", "gamma", "kernel"),
+    "MLPClassifier": ("hidden_layer_sizes", "alpha", "learning_rate_init", "max_iter", "epochs", "batch_size"),
+    "SGDClassifier": ("alpha", "loss", "penalty", "epochs", "eta0"),
 }
+SKLEARN: dict[str, dict[str, dict[str, Any]]] = {cls: space(cls, names) for cls, names in SKLEARN_KNOBS.items()}
 SKLEARN_ANY: dict[str, dict[str, Any]] = {k: v for table in SKLEARN.values() for k, v in table.items()}
 
 

@@ -18,7 +18,8 @@ def module_defaults(model_file: Path) -> dict[str, Any]:
 
     For a plain script (no build_model): the knobs the rewriter finds (epochs, units, ...).
     """
-    from mlci.source.rewrite import is_script, scan
+    from mlci.source.mode import is_script
+    from mlci.source.rewrite import scan
 
     try:
         source = Path(model_file).read_text(encoding="utf-8")
@@ -35,7 +36,8 @@ def module_defaults(model_file: Path) -> dict[str, Any]:
 
 def script_knobs(model_file: Path) -> str | None:
     """One line for a plain script: the knobs tweak can rewrite (file:line), or why there are none."""
-    from mlci.source.rewrite import is_script, scan
+    from mlci.source.mode import is_script
+    from mlci.source.rewrite import scan
 
     try:
         source = Path(model_file).read_text(encoding="utf-8")
@@ -81,7 +83,7 @@ def _rewrite_script(trial: Trial, model_file: Path, hparams: dict[str, Any]) -> 
     rewrite that fails here fails that trial there, with the message in its log.
     """
     from mlci.core.errors import MlciError
-    from mlci.source.rewrite import is_script
+    from mlci.source.mode import is_script
     from mlci.harness.script import prepare_copy
 
     try:

@@ -126,7 +126,7 @@ class OptunaStrategy(Strategy):
                 record = trial.hparams()
             except MlciError:
                 continue
-            link = (record.model_extra or {}).get("optuna") or {}
+            link = record.optuna_link()
             number = link.get("trial") if link.get("study") == study_name(self.run) else None
             outcome = self._finished(trial)
             if number is not None and number in by_number:
