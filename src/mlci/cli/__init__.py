@@ -12,7 +12,21 @@ from mlci import __version__
 from mlci.cli._common import EXIT_HELP
 
 
-@click.group(epilog=EXIT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+# `mlci --help` lists the commands in the order a model goes through them, then the reading ones, then the tools.
+COMMAND_ORDER = ("run", "fetch", "detect", "launch", "train", "wait", "check", "tweak", "status", "notify", "monitor",
+                 "report", "history", "runs",
+                 "images", "jenkins", "hook", "watch")
+
+
+class PipelineOrderGroup(click.Group):
+    """A group that lists its commands in COMMAND_ORDER (any other after them, alphabetically)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        known = [name for name in COMMAND_ORDER if name in self.commands]
+        return known + sorted(name for name in self.commands if name not in COMMAND_ORDER)
+
+
+@click.group(cls=PipelineOrderGroup, epilog=EXIT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mlci")
 def main() -> None:
     """mlci: detect a model's kind, train it, check the metric, tweak and retrain until the

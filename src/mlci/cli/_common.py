@@ -18,6 +18,7 @@ console = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
 EXIT_HELP = "\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
+SEE_EXIT_HELP = "Exit codes: see `mlci --help`."  # the table is shown once, by the group
 
 
 def handle_errors(func):

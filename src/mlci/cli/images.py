@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from mlci.cli._common import console, handle_errors, out
+from mlci.cli._common import SEE_EXIT_HELP, console, handle_errors, out
 
 
-@click.group("images")
+@click.group("images", epilog=SEE_EXIT_HELP)
 def images_group() -> None:
     """The training images: one per framework (sklearn, keras) on mlci/base, built from dockerfiles/."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mlci.cli._common import EXIT_HELP, console, handle_errors, home_option, out
+from mlci.cli._common import SEE_EXIT_HELP, console, handle_errors, home_option, out
 
 
 _PROJECT_OPTIONS = (("git_url", "--git-url", "the model repository Jenkins checks out (job 1's git SCM)"),
@@ -40,7 +40,7 @@ def project_values_from(options: dict, settings: tuple[str, ...]) -> dict[str, s
     return values
 
 
-@click.group("jenkins", epilog=EXIT_HELP)
+@click.group("jenkins", epilog=SEE_EXIT_HELP)
 def jenkins_group() -> None:
     """The six Jenkins jobs and the pipeline view (Jenkins Job Builder), and their builds.
 
@@ -132,7 +132,7 @@ def jenkins_decide(status_file: Path, retrain_file: Path) -> None:
         click.echo(decision.event)
 
 
-@click.group("hook", epilog=EXIT_HELP)
+@click.group("hook", epilog=SEE_EXIT_HELP)
 def hook_group() -> None:
     """Git push triggers: a post-receive hook that notifies Jenkins or runs the pipeline here."""
 
@@ -213,7 +213,7 @@ def hook_run_commit(repo, commit, ref, model, config_path, home):
                         echo=lambda text: click.echo(text, err=True)))
 
 
-@click.command("watch", epilog=EXIT_HELP)
+@click.command("watch", epilog=SEE_EXIT_HELP)
 @click.argument("repo")
 @click.option("--branch", help="Branch to follow [default: the repository's HEAD].")
 @click.option("--interval", type=float, default=60.0, show_default=True, help="Seconds between polls.")

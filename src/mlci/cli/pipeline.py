@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from mlci.cli._common import (EXIT_HELP, _install_signal_handlers, _open, _properties, console, handle_errors,
-                              home_option, out, properties_option, run_option, store_for)
+from mlci.cli._common import (SEE_EXIT_HELP, _install_signal_handlers, _open, _properties, console,
+                              handle_errors, home_option, out, properties_option, run_option, store_for)
 from mlci.cli.results import trial_table
 from mlci.core.errors import MlciError
 
@@ -65,7 +65,7 @@ class RichEvents:
             self.progress.console.print(f"  [red]{escape(state.status)}[/red]: {escape(state.reason or '')}")
 
 
-@click.command(epilog=EXIT_HELP)
+@click.command(epilog=SEE_EXIT_HELP)
 @click.argument("model_file", type=click.Path(path_type=Path))
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="mlci.toml to use [default: next to MODEL_FILE].")
 @home_option
@@ -113,7 +113,7 @@ def run(model_file, config_path, home, runner, strategy, threshold, max_trials, 
     sys.exit(result.exit_code)
 
 
-@click.command(epilog=EXIT_HELP)
+@click.command(epilog=SEE_EXIT_HELP)
 @click.option("--trial-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="The trial folder (holds hparams.json).")
 @click.option("--model", "model_file", required=True, type=click.Path(path_type=Path), help="The model file.")
 @click.option("--dataset", help="mnist-sample | digits | mnist | module [default: the module's load_data(), else mnist-sample].")
@@ -142,7 +142,7 @@ def train(trial_dir, model_file, dataset, seed, metric):
     os._exit(0)
 
 
-@click.command(epilog=EXIT_HELP)
+@click.command(epilog=SEE_EXIT_HELP)
 @click.argument("source")
 @click.option("--ref", help="Commit, branch or tag [default: HEAD].")
 @click.option("--model", help="Model file inside the repository [default: detected].")
@@ -165,7 +165,7 @@ def fetch(source, ref, model, config_path, threshold, max_trials, runner, home, 
     _properties(properties, {"RUN_ID": run.id, "COMMIT": commit, "MODEL": model_file})
 
 
-@click.command(epilog=EXIT_HELP)
+@click.command(epilog=SEE_EXIT_HELP)
 @run_option
 @home_option
 @click.option("--runner", type=click.Choice(["local", "docker", "auto"]), help="[default: the run's config].")
@@ -196,7 +196,7 @@ def launch(run_id, home, runner, wait_too, properties):
             raise TrialError(f"trial {trial.number} failed: {state.reason}", hint=f"see {trial.log_path}")
 
 
-@click.command(epilog=EXIT_HELP)
+@click.command(epilog=SEE_EXIT_HELP)
 @run_option
 @click.option("--trial", "trial_number", type=int, help="[default: the latest trial].")
 @click.option("--timeout", type=float, help="Give up waiting after this many seconds (exit 5).")
@@ -242,7 +242,7 @@ def wait(run_id, trial_number, timeout, home):
     click.echo(f"trial {trial.number}: {metrics.metric} {metrics.value:.4f}")
 
 
-@click.command(epilog=EXIT_HELP)
+@click.command(epilog=SEE_EXIT_HELP)
 @run_option
 @click.option("--trial", "trial_number", type=int, help="[default: the latest trial with metrics].")
 @home_option
@@ -257,7 +257,7 @@ def check(run_id, trial_number, home):
     sys.exit(0 if result.met else 3)
 
 
-@click.command(epilog=EXIT_HELP)
+@click.command(epilog=SEE_EXIT_HELP)
 @click.option("--run", "run_id", envvar="RUN_ID", help="Run id [env RUN_ID]; required unless --explain.")
 @home_option
 @properties_option
@@ -292,7 +292,7 @@ def tweak(run_id, home, properties, explain_file):
     _properties(properties, {"RUN_ID": run_id, "TRIAL": trial.number})
 
 
-@click.command(epilog=EXIT_HELP)
+@click.command(epilog=SEE_EXIT_HELP)
 @run_option
 @home_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import click
 
-from mlci.cli._common import EXIT_HELP, _open, handle_errors, home_option, out, run_option, store_for
+from mlci.cli._common import (SEE_EXIT_HELP, _open, handle_errors, home_option, out, run_option,
+                              store_for)
 
 
 def trial_table(run):
@@ -28,8 +29,8 @@ def trial_table(run):
     return table
 
 
-@click.command(epilog=EXIT_HELP)
-@click.argument("run_id")
+@click.command(epilog=SEE_EXIT_HELP)
+@run_option
 @home_option
 @handle_errors
 def history(run_id, home):
@@ -38,7 +39,7 @@ def history(run_id, home):
     out.print(trial_table(run_))
 
 
-@click.command(epilog=EXIT_HELP)
+@click.command(epilog=SEE_EXIT_HELP)
 @run_option
 @home_option
 @handle_errors
@@ -51,7 +52,7 @@ def report(run_id, home):
     click.echo(f"{page}" + (f"\n{png}" if png else ""))
 
 
-@click.command(name="runs", epilog=EXIT_HELP)
+@click.command(name="runs", epilog=SEE_EXIT_HELP)
 @home_option
 @handle_errors
 def list_runs(home):
