@@ -157,7 +157,7 @@ def test_check_exit_codes_and_corrupt_metrics(knn_model, home):
     assert "metrics.json: metrics.json is not valid JSON" in done.stderr and "truncated?" in done.stderr
     with pytest.raises(MetricsError):
         check(run)
-    assert mlci("history", run.id, "--home", str(home)).returncode == 0  # the store stays readable
+    assert mlci("history", "--run", run.id, "--home", str(home)).returncode == 0  # the store stays readable
 
 
 def test_tweak_is_idempotent_and_respects_the_budget(knn_model, home):

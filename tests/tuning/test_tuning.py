@@ -248,7 +248,7 @@ def test_a_hopeless_trial_is_pruned_and_the_epoch_recorded(tmp_path, home):
     tweak(run, config)  # the next proposal tells the study what happened
     frozen = study_of(run).trials[record.optuna.trial]
     assert frozen.state.name == "PRUNED" and sorted(frozen.intermediate_values) == [1, 2]
-    table = mlci("history", run.id, "--home", str(home))
+    table = mlci("history", "--run", run.id, "--home", str(home))
     assert table.returncode == 0 and "pruned" in table.stdout
     assert len(run.trials()) == 5  # a pruned trial counts in the budget
 

@@ -313,7 +313,8 @@ class Trial:
 
     def metrics(self) -> MetricsRecord:
         return read_record(self.metrics_path, MetricsRecord, what="metrics.json", error=MetricsError,
-                           fix=f"train the trial again (`mlci launch --run {self.run.id} --trial {self.number}`)")
+                           fix=f"train the trial again: delete it and trial.json next to it, then `mlci launch "
+                               f"--run {self.run.id}` and `mlci wait --run {self.run.id} --trial {self.number}`")
 
     def has_metrics(self) -> bool:
         return self.metrics_path.is_file()
@@ -393,7 +394,8 @@ class Run:
 
     def lock(self, *, wait: bool = False, timeout: float = 0.0):
         """Exclusive lock on the run: two processes never drive one run at once."""
-        busy = BusyError(f"run {self.id} is in use by another mlci process", hint="wait for it to finish, or use --wait")
+        busy = BusyError(f"run {self.id} is in use by another mlci process",
+                         hint="wait for the other mlci process to finish, then run the command again")
         return file_lock(self.dir / ".lock", timeout=None if wait else timeout, busy=busy)
 
     def set_best(self, trial: Trial) -> None:
