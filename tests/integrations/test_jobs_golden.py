@@ -45,7 +45,9 @@ def test_rendered_xml_matches_the_golden_files(name, tmp_path):
 
     got = {p.name: p.read_text(encoding="utf-8") for p in tmp_path.glob("*.xml")}
     want = {p.name: p.read_text(encoding="utf-8") for p in expected.glob("*.xml")}
-    assert sorted(got) == sorted(want), f"{name}: rendered vs expected file names (MLCI_UPDATE_GOLDEN=1 to update)"
+    if set(got) != set(want):
+        pytest.fail(f"{name}: not rendered but expected: {sorted(set(want) - set(got))}; rendered but not expected: "
+                    f"{sorted(set(got) - set(want))} (if intended: MLCI_UPDATE_GOLDEN=1, review, commit)", pytrace=False)
     diffs = ["".join(difflib.unified_diff(want[f].splitlines(True), got[f].splitlines(True),
                                           f"expected/{f}", f"rendered/{f}"))
              for f in sorted(want) if got[f] != want[f]]
