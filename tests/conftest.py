@@ -153,3 +153,29 @@ def docker_home(engine, home):
     for run_json in home.glob("runs/*/run.json"):
         for container in engine.containers.list(all=True, filters={"label": f"mlci.run={run_json.parent.name}"}):
             container.remove(force=True)
+
+
+# ----------------------------------------------------------------------------- the Jenkins chain (stand-in)
+
+
+@pytest.fixture
+def build_runner(tmp_path, monkeypatch):
+    """Render the jobs for a model repository in tmp_path/models and return a BuildRunner for them."""
+    for key in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{key}_NAME", "Test")
+        monkeypatch.setenv(f"GIT_{key}_EMAIL", "test@example.com")
+
+    def make():
+        from jenkins_standin import BuildRunner, mlci_on_path
+
+        from mlci.integrations import jenkins
+
+        xml = jenkins.render(tmp_path / "xml", values={"git-url": str(tmp_path / "models"), "branch": "main",
+                                                       "mlci-home": str(tmp_path / "mlci-home"),
+                                                       "model": "digits_knn.py"})
+        env = {**os.environ, "PATH": mlci_on_path(tmp_path / "bin") + os.pathsep + os.environ["PATH"]}
+        runner = BuildRunner(tmp_path / "xml", tmp_path / "jenkins", env)
+        assert set(runner.jobs) == set(xml.jobs) | set(xml.views)
+        return runner
+
+    return make

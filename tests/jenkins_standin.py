@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -279,3 +280,32 @@ class BuildRunner:
             _, more = self.build(name, values)
             queue.extend(more)
         return self.builds
+
+
+# ----------------------------------------------------------------------------- helpers for chain tests
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def mlci_on_path(folder: Path) -> str:
+    """A `mlci` command for the scripts: this checkout's mlci, as an agent would have it installed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    wrapper = folder / "mlci"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{REPO / "src"}${{PYTHONPATH:+:$PYTHONPATH}}" '
+                       f'exec "{sys.executable}" -m mlci "$@"\n')
+    wrapper.chmod(0o755)
+    return str(folder)
+
+
+def model_repo(folder: Path, model_source: str, config: str) -> str:
+    """A real git repository holding one model commit; returns the commit."""
+    folder.mkdir()
+    (folder / "digits_knn.py").write_text(model_source)
+    (folder / "mlci.toml").write_text(config)
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "model"]):
+        subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True).stdout.strip()
+
+
+def logs_of(builds) -> str:
+    return "\n".join(f"--- {b.job} #{b.number} {b.result}\n{b.log[-1500:]}" for b in builds)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from jenkins_standin import BuildRunner, running
+from jenkins_standin import logs_of, model_repo, running
 from mlci.integrations import jenkins
 from mlci.cli import main
 from mlci.core.errors import UsageError
@@ -390,49 +390,6 @@ HPARAMS = {"n_neighbors": 3}
 def build_model(hp):
     return KNeighborsClassifier(n_neighbors=hp.get("n_neighbors", 3))
 '''
-
-
-def mlci_on_path(folder: Path) -> str:
-    """A `mlci` command for the scripts: this checkout's mlci, as an agent would have it installed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    wrapper = folder / "mlci"
-    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{REPO / "src"}${{PYTHONPATH:+:$PYTHONPATH}}" '
-                       f'exec "{sys.executable}" -m mlci "$@"\n')
-    wrapper.chmod(0o755)
-    return str(folder)
-
-
-def model_repo(folder: Path, model_source: str, config: str) -> str:
-    """A real git repository holding one model commit; returns the commit."""
-    folder.mkdir()
-    (folder / "digits_knn.py").write_text(model_source)
-    (folder / "mlci.toml").write_text(config)
-    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "model"]):
-        subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True)
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True).stdout.strip()
-
-
-@pytest.fixture
-def build_runner(tmp_path, monkeypatch):
-    """Render the jobs for a model repository in tmp_path/models and return a BuildRunner for them."""
-    for key in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{key}_NAME", "Test")
-        monkeypatch.setenv(f"GIT_{key}_EMAIL", "test@example.com")
-
-    def make() -> BuildRunner:
-        xml = jenkins.render(tmp_path / "xml", values={"git-url": str(tmp_path / "models"), "branch": "main",
-                                                       "mlci-home": str(tmp_path / "mlci-home"),
-                                                       "model": "digits_knn.py"})
-        env = {**os.environ, "PATH": mlci_on_path(tmp_path / "bin") + os.pathsep + os.environ["PATH"]}
-        runner = BuildRunner(tmp_path / "xml", tmp_path / "jenkins", env)
-        assert set(runner.jobs) == set(xml.jobs) | set(xml.views)
-        return runner
-
-    return make
-
-
-def logs_of(builds) -> str:
-    return "\n".join(f"--- {b.job} #{b.number} {b.result}\n{b.log[-1500:]}" for b in builds)
 
 
 @pytest.mark.slow

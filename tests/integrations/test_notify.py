@@ -516,3 +516,19 @@ def test_a_value_just_below_the_threshold_never_prints_as_the_threshold(tmp_path
     stored = outbox_message(run, "budget-exhausted")
     assert stored["subject"] == "❌ mnist_cnn did not reach accuracy 0.97: best 0.9699 after 1 trial (budget spent)"
     assert stored["attachment"] is None  # no report.png: no attachment, and no error
+
+
+def test_if_ended_announces_an_ended_run_and_leaves_a_running_one_alone(tmp_path):
+    """Job 3 calls `mlci notify --if-ended` after a failed trial: only a run the oracle ended is announced."""
+    running = make_run(tmp_path / "a", status="running")
+    done = run_cli(["--run", running.id, "--home", str(tmp_path / "a"), "--if-ended"], {})
+    assert done.returncode == 0 and done.stdout == ""
+    assert f"notify: run {running.id} has not ended (running); nothing to announce" in done.stderr
+    assert not list(running.outbox.glob("*.json"))
+    ended = make_run(tmp_path / "b", status="met")
+    done = run_cli(["--run", ended.id, "--home", str(tmp_path / "b"), "--if-ended"], {})
+    assert done.returncode == 0 and done.stdout.startswith("OUTBOX="), done.stderr
+    assert [p.name for p in ended.outbox.glob("*.json")] == ["success.json"]
+    assert (ended.dir / "report.html").exists()  # every announcement comes with the report
+    refused = run_cli(["--run", ended.id, "--home", str(tmp_path / "b"), "--if-ended", "--event", "success"], {})
+    assert refused.returncode == 2 and "--if-ended announces the event the run ended with" in refused.stderr

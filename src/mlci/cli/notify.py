@@ -18,11 +18,13 @@ from mlci.cli._common import handle_errors, home_option, store_for
               help="What to announce [default: from the run's status: met, exhausted, failed].")
 @click.option("--trial", type=int, default=None, help="With --event trial-failed: which trial [default: the last failed].")
 @click.option("--flush", is_flag=True, help="Send what is pending in the outbox (of --run, or of every run).")
+@click.option("--if-ended", is_flag=True,
+              help="Announce the run's outcome only if it has ended; a run that goes on is left alone (exit 0).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A mlci.toml whose [notify] to use [default: the config stored with the run].")
 @home_option
 @handle_errors
-def notify_command(run_id: str | None, event: str | None, trial: int | None, flush: bool,
+def notify_command(run_id: str | None, event: str | None, trial: int | None, flush: bool, if_ended: bool,
                    config_file: Path | None, home: Path | None) -> None:
     """Announce a run's outcome by email (SMTP) and webhook, through the run's outbox/.
 
@@ -33,8 +35,10 @@ def notify_command(run_id: str | None, event: str | None, trial: int | None, flu
 
     if not flush and not run_id:
         raise click.UsageError("pass --run ID (or --flush to send what is pending)")
-    if flush and (event or trial is not None):
-        raise click.UsageError("--flush sends what is pending; it takes no --event or --trial")
+    if flush and (event or trial is not None or if_ended):
+        raise click.UsageError("--flush sends what is pending; it takes no --event, --trial or --if-ended")
+    if if_ended and event:
+        raise click.UsageError("--if-ended announces the event the run ended with; it takes no --event")
     store = store_for(home)
     run = store.run(run_id) if run_id else None
     config = load_config(None, config_file)[0].notify if config_file else None
@@ -44,6 +48,9 @@ def notify_command(run_id: str | None, event: str | None, trial: int | None, flu
 
     if flush:
         result = notifying.flush(run or store, config=config, echo=echo)
+    elif if_ended and not run.record().status.is_finished():
+        echo(f"notify: run {run.id} has not ended ({run.record().status}); nothing to announce")
+        return
     else:
         result = notifying.announce(run, config or notifying.run_config(run), echo=echo, event=event, trial=trial)
     for path in result.messages:
