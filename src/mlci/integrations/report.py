@@ -45,7 +45,7 @@ def trial_rows(run: Run) -> list[TrialRow]:
             except MlciError:
                 metrics = None
         state = trial.state()
-        status = TrialStatus.SUCCEEDED if state.status == TrialStatus.PENDING and metrics is not None else state.status
+        status = trial.status()
         epochs = metrics.epochs_done if metrics else None
         if status == TrialStatus.PRUNED:
             from mlci.tuning.pruning import read_pruned

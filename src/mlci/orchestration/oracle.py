@@ -120,11 +120,7 @@ class RunOracle:
 
     @staticmethod
     def trial_status(trial: Trial) -> TrialStatus:
-        """A trial's status: trial.json's, except that metrics written without one count as succeeded."""
-        status = TrialStatus(trial.state().status)
-        if status == TrialStatus.PENDING and trial.has_metrics():
-            return TrialStatus.SUCCEEDED
-        return status
+        return trial.status()
 
     def open_trials(self, busy: Collection[int] = ()) -> list[Trial]:
         """Proposed trials with no outcome yet (pending, or left running by a stopped process)."""

@@ -51,7 +51,7 @@ def past_trials(run: Run) -> list[PastTrial]:
                 value = trial.metrics().value
             except MlciError:
                 value = None
-        status = trial.state().status if trial.state_path.exists() else ("succeeded" if value is not None else "pending")
+        status = trial.status()
         found.append(PastTrial(trial.number, record.hparams, record.proposed_by, record.parent, value, status))
     return found
 

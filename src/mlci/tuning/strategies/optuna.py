@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.core.config import find_config
+from mlci.core.states import TrialStatus
 from mlci.core.errors import MlciError
 from mlci.tuning.pruning import read_pruned
 from mlci.tuning.spaces import Param, decode, distributions, encode, space_for
@@ -80,7 +81,7 @@ class OptunaStrategy(Strategy):
         """(state, value, intermediate values) of a trial that has ended; None while it runs."""
         state = trial.state()
         pruned = read_pruned(trial)
-        if state.status == "pruned" or pruned is not None:
+        if state.status == TrialStatus.PRUNED or pruned is not None:
             steps = pruned.intermediate if pruned else {}
             return "PRUNED", None, steps
         if trial.has_metrics():
@@ -93,7 +94,7 @@ class OptunaStrategy(Strategy):
             if metrics.value is None or not math.isfinite(metrics.value):
                 return "FAIL", None, steps
             return "COMPLETE", float(metrics.value), steps
-        if state.status == "failed":
+        if state.status == TrialStatus.FAILED:
             return "FAIL", None, {}
         return None
 
@@ -142,7 +143,7 @@ class OptunaStrategy(Strategy):
             if frozen.state != running:
                 continue
             owner = linked.get(number)
-            if owner is not None and owner.state().status in ("pending", "running"):
+            if owner is not None and TrialStatus(owner.state().status).is_open():
                 continue
             if owner is None:
                 study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)

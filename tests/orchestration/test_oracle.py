@@ -1,0 +1,173 @@
+"""The run oracle's decisions, on a real run store written by hand (no training: the oracle reads only the store).
+
+Each rule is checked where it lives: launch / propose / done with the reason, the verdict written once.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import mlci, write_model
+from mlci.core.config import Config
+from mlci.core.states import DoneReason, RunStatus, TrialStatus
+from mlci.core.store import HparamsRecord, Kind, MetricsRecord, RunRecord, RunStore, write_json
+from mlci.orchestration.oracle import Action, RunOracle
+from mlci.orchestration.steps import status_facts
+
+MODEL = '''
+    from sklearn.neighbors import KNeighborsClassifier
+    HPARAMS = {"n_neighbors": 5}
+    def build_model(hp):
+        return KNeighborsClassifier(n_neighbors=hp["n_neighbors"])
+'''
+
+
+def make_run(tmp_path, **config):
+    model = write_model(tmp_path / "m", MODEL, "knn.py")
+    config = Config(strategy="ladder", dataset="digits", **config)
+    return RunStore(tmp_path / "store").open_run(RunRecord(
+        run_id="knn-1", model_name="knn", model_file=str(model), source_dir=str(model.parent), content_hash="c",
+        kind=Kind(framework="sklearn", architecture="classical"), config=config))
+
+
+def trial_with(run, value=None, status=TrialStatus.SUCCEEDED, hparams=None):
+    """A trial as the lifecycle leaves it: proposal, outcome in trial.json, metrics when it trained."""
+    trial = run.new_trial()
+    trial.write_hparams(HparamsRecord(trial=trial.number, hparams=hparams or {"n_neighbors": 5 + trial.number}))
+    if value is not None:
+        write_json(trial.metrics_path, MetricsRecord(trial=trial.number, value=value))
+    if status != TrialStatus.PENDING:
+        trial.update_state(status=status, reason="build_model raised ValueError" if status == "failed" else None)
+    return trial
+
+
+def test_a_new_run_launches_its_baseline_first(tmp_path):
+    run = make_run(tmp_path)
+    oracle = RunOracle(run)
+    peek = oracle.ask(create=False)
+    assert (peek.action, peek.trial) == (Action.LAUNCH, None) and run.trials() == []  # asking wrote nothing
+    step = oracle.ask()
+    assert step.action is Action.LAUNCH and step.trial.number == 0
+    record = step.trial.hparams()
+    assert (record.proposed_by, record.hparams) == ("baseline", {"n_neighbors": 5})
+    assert oracle.ask().trial.number == 0  # the same proposal again until it is trained: no second baseline
+
+
+def test_below_the_threshold_with_budget_left_asks_for_a_proposal_and_the_run_goes_on(tmp_path):
+    run = make_run(tmp_path, threshold=0.95, max_trials=3)
+    trial = trial_with(run, 0.90)
+    oracle = RunOracle(run)
+    oracle.tell(trial)
+    assert oracle.ask().action is Action.PROPOSE
+    record = run.record()
+    assert (record.status, record.best_trial, record.best_value, record.finished_at) == ("created", 0, 0.90, None)
+    assert (run.best_dir / "metrics.json").exists()
+
+
+def test_a_trial_that_meets_the_threshold_ends_the_run_once(tmp_path):
+    run = make_run(tmp_path, threshold=0.95, max_trials=5)
+    trial_with(run, 0.90)
+    best = trial_with(run, 0.96)
+    oracle = RunOracle(run)
+    oracle.start()
+    oracle.tell(best)
+    record = run.record()
+    assert (record.status, record.reason, record.best_trial) == (RunStatus.MET, DoneReason.MET, 1)
+    assert record.message == "trial 1 reached accuracy 0.9600 ≥ 0.95" and record.finished_at
+    assert oracle.next().action is Action.DONE
+    oracle.tell(best)  # told again (a Jenkins retry, the monitor): the verdict and its time stay
+    assert run.record().finished_at == record.finished_at
+    assert oracle.outcome().event == "success" and oracle.outcome().exit_code == 0
+
+
+@pytest.mark.parametrize("config, values, reason, message", [
+    ({"max_trials": 2}, [0.5, 0.6], DoneReason.BUDGET, "max_trials (2) reached"),
+    ({"max_trials": 9, "patience": 2}, [0.7, 0.6, 0.65], DoneReason.PATIENCE, "no improvement in 2 trials (patience)"),
+])
+def test_a_spent_budget_ends_the_run_below_the_threshold(tmp_path, config, values, reason, message):
+    run = make_run(tmp_path, threshold=0.95, **config)
+    trials = [trial_with(run, value) for value in values]
+    oracle = RunOracle(run)
+    oracle.tell(trials[-1])
+    record = run.record()
+    assert (record.status, record.reason, record.message) == (RunStatus.EXHAUSTED, reason, message)
+    facts = status_facts(run)
+    assert (facts["finished"], facts["event"], facts["next_trial"]) == (True, "budget-exhausted", None)
+    assert oracle.outcome().exit_code == 3
+
+
+def test_the_users_own_settings_failing_ends_the_run_failed_and_a_later_failure_does_not(tmp_path):
+    run = make_run(tmp_path, threshold=0.95, max_trials=5)
+    failed = trial_with(run, status=TrialStatus.FAILED)
+    oracle = RunOracle(run)
+    oracle.tell(failed)
+    record = run.record()
+    assert (record.status, record.reason) == (RunStatus.FAILED, DoneReason.TRIAL_FAILED)
+    assert record.message == "trial 0 failed: build_model raised ValueError"
+    assert oracle.outcome().event == "trial-failed" and oracle.outcome().exit_code == 5
+
+    other = make_run(tmp_path / "b", threshold=0.95, max_trials=5)
+    trial_with(other, 0.9)
+    later = trial_with(other, status=TrialStatus.FAILED)
+    RunOracle(other).tell(later)
+    assert other.record().status == RunStatus.CREATED and RunOracle(other).ask().action is Action.PROPOSE
+
+
+def test_a_raised_threshold_reopens_a_met_run(tmp_path):
+    run = make_run(tmp_path, threshold=0.8, max_trials=5)
+    trial = trial_with(run, 0.9)
+    RunOracle(run).tell(trial)
+    assert run.record().status == RunStatus.MET
+    run.update(config=run.record().config.model_copy(update={"threshold": 0.95}))
+    oracle = RunOracle(run)
+    assert oracle.ask().action is Action.PROPOSE
+    oracle.start()
+    record = run.record()
+    assert (record.status, record.reason, record.finished_at) == (RunStatus.RUNNING, None, None)
+
+
+def test_optimize_searches_on_after_the_threshold_until_the_budget(tmp_path):
+    run = make_run(tmp_path, threshold=0.8, max_trials=2, optimize=True)
+    RunOracle(run).tell(trial_with(run, 0.9))
+    assert RunOracle(run).ask().action is Action.PROPOSE
+    RunOracle(run).tell(trial_with(run, 0.85))
+    record = run.record()
+    assert (record.status, record.best_trial) == (RunStatus.MET, 0)
+    assert record.message == "trial 0 reached accuracy 0.9000 ≥ 0.8; searched on for the best (max_trials (2) reached)"
+
+
+def test_loss_is_better_lower_and_met_below_the_threshold(tmp_path):
+    run = make_run(tmp_path, metric="loss", threshold=0.3, max_trials=5)
+    trial_with(run, 0.5)
+    best = trial_with(run, 0.2)
+    RunOracle(run).tell(best)
+    record = run.record()
+    assert (record.status, record.best_trial, record.message) == ("met", 1, "trial 1 reached loss 0.2000 ≤ 0.3")
+
+
+def test_the_verdict_waits_for_trials_still_training_beside_the_told_one(tmp_path):
+    run = make_run(tmp_path, threshold=0.8, max_trials=5)
+    trial_with(run, status=TrialStatus.RUNNING)
+    done = trial_with(run, 0.9)
+    oracle = RunOracle(run)
+    oracle.tell(done)
+    assert run.record().status == RunStatus.CREATED and run.record().best_trial == 1
+    assert oracle.ask(busy={0}).action is Action.DONE
+
+
+def test_launch_answers_from_the_oracle_with_documented_exit_codes(tmp_path):
+    run = make_run(tmp_path, threshold=0.95, max_trials=5)
+    home = str(tmp_path / "store")
+    RunOracle(run).tell(trial_with(run, 0.9))
+    waiting = mlci("launch", "--run", run.id, "--home", home)
+    assert waiting.returncode == 2
+    assert waiting.stderr.strip() == (f"mlci: error: run {run.id} has no proposed trial to launch; propose one "
+                                      f"first: `mlci tweak --run {run.id}` (job 4)")
+    RunOracle(run).tell(trial_with(run, 0.97))
+    ended = mlci("launch", "--run", run.id, "--home", home)
+    assert ended.returncode == 0 and ended.stdout == ""
+    assert ended.stderr.strip() == (f"run {run.id} has ended (met: trial 1 reached accuracy 0.9700 ≥ 0.95); "
+                                    "nothing to launch")
+    status = json.loads(mlci("status", "--run", run.id, "--json", "--home", home, check=True).stdout)
+    assert (status["status"], status["reason"], status["event"], status["best_trial"]) == ("met", "met", "success", 1)
