@@ -21,7 +21,8 @@ from conftest import mlci, write_model
 from mlci.core.errors import MetricsError, UsageError
 from mlci.source.rewrite import rewrite, scan, scan_file
 from mlci.harness.script import _from_file, _from_stdout, capture_metric, train_script
-from mlci.core.store import DataOptions, HparamsRecord, MetricsRecord, RunStore, write_json
+from mlci.core.config import DataConfig
+from mlci.core.store import HparamsRecord, MetricsRecord, RunStore, write_json
 from mlci.tuning.tweak import module_defaults
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -58,7 +59,7 @@ def folder_digest(folder: Path) -> dict[str, str]:
 def trial_dir(tmp_path: Path, hparams: dict, name: str = "t") -> Path:
     folder = tmp_path / name
     # the test scripts' mlci.toml [data], as the launch writes it into the spec
-    write_json(folder / "hparams.json", HparamsRecord(trial=0, hparams=hparams, data=DataOptions(
+    write_json(folder / "hparams.json", HparamsRecord(trial=0, hparams=hparams, data=DataConfig(
         serve_keras_mnist="mnist-sample", accuracy_files=["score.out"])))
     return folder
 

@@ -6,10 +6,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 # metric name -> True when larger is better (the config validates `metric` against these names)
 METRICS = {"accuracy": True, "val_accuracy": True, "f1": True, "loss": False}
+
+
+def _known_metric(value: str) -> str:
+    if value not in METRICS:
+        raise ValueError(f"one of {', '.join(sorted(METRICS))}")
+    return value
+
+
+# A metric name as configs and trial specs hold it: validated against METRICS where it enters.
+Metric = Annotated[str, AfterValidator(_known_metric)]
 
 
 def _measured(value: float | None) -> bool:

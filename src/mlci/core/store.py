@@ -18,11 +18,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlci.core.config import Config, Dataset
+from mlci.core.config import Config, DataConfig, Dataset
 from mlci.core.errors import BusyError, MetricsError, UsageError
-from mlci.core.objective import METRICS
+from mlci.core.objective import Metric
 from mlci.core.states import DoneReason, RunStatus, TrialStatus
 
 SCHEMA_VERSION = 1
@@ -83,14 +83,6 @@ class OptunaLink(BaseModel):
     pruner: dict[str, Any] | None = None
 
 
-class DataOptions(BaseModel):
-    """[data] of mlci.toml as the harness needs it (script mode)."""
-
-    model_config = ConfigDict(extra="forbid")
-    serve_keras_mnist: str | None = None
-    accuracy_files: list[str] = Field(default_factory=list)
-
-
 class TrialSpec(Record):
     """Everything the training harness needs to train one trial: trials/<n>/hparams.json.
 
@@ -106,25 +98,17 @@ class TrialSpec(Record):
     parent: int | None = None  # the trial this proposal changes
     change: str | None = None  # one line a person reads: "units 32 -> 64"
     created_at: str = Field(default_factory=now_iso)
-    metric: str = "accuracy"
+    metric: Metric = "accuracy"
     dataset: Dataset | None = None  # None: the module's load_data(), else mnist-sample
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    data: DataOptions = Field(default_factory=DataOptions)
+    data: DataConfig = Field(default_factory=DataConfig)  # [data] of mlci.toml (script mode)
     optuna: OptunaLink | None = None  # the pruning link (Optuna strategy only)
-
-    @field_validator("metric")
-    @classmethod
-    def _metric_known(cls, value: str) -> str:
-        if value not in METRICS:
-            raise ValueError(f"one of {', '.join(sorted(METRICS))}")
-        return value
 
     def with_settings(self, config: "Config") -> "TrialSpec":
         """This spec with the run-level settings of `config` (metric, dataset, seed, [data])."""
         return self.model_copy(update={
             "metric": config.metric, "dataset": config.dataset, "seed": config.seed,
-            "data": DataOptions(serve_keras_mnist=config.data.serve_keras_mnist,
-                                accuracy_files=list(config.data.accuracy_files))})
+            "data": config.data.model_copy(deep=True)})
 
     def optuna_link(self) -> dict[str, Any]:
         """The pruning link as a plain dict ({} when the trial has none)."""
