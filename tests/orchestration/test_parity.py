@@ -110,3 +110,24 @@ def test_a_met_run_in_docker_ends_the_same_way_both_ways(tmp_path, build_runner,
     expected = verdict(by_run)
     assert (expected["status"], expected["best_trial"], expected["events"]) == ("met", 1, ["success"])
     assert verdict(by_jobs) == expected, logs
+
+
+@pytest.mark.slow
+def test_the_job_chain_leaves_no_optuna_trial_running_once_the_run_has_ended(tmp_path, build_runner):
+    """The issue this oracle fixes: the Jenkins path ended with run.json 'running' and study trials RUNNING."""
+    optuna = pytest.importorskip("optuna")
+    model_repo(tmp_path / "models", KNN, 'dataset = "digits"\nrunner = "local"\nstrategy = "optuna"\n'
+                                         'threshold = 0.99\nmax_trials = 3\n')
+    builds = build_runner().run("mlci-1-fetch")
+    logs = logs_of(builds)
+    assert [b.job for b in builds].count("mlci-3-train") == 3 and all(b.result == "SUCCESS" for b in builds), logs
+    [run] = RunStore(tmp_path / "mlci-home").runs()
+    record = run.record()
+    assert (record.status, record.reason, record.finished_at is not None) == ("exhausted", "budget", True), logs
+    storage = f"sqlite:///{run.study_path}"
+    [summary] = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    assert [t.state for t in study.trials].count(optuna.trial.TrialState.RUNNING) == 0
+    watched = mlci("monitor", "--once", "--home", str(tmp_path / "mlci-home"))
+    assert watched.returncode == 0 and "left RUNNING" not in watched.stderr, watched.stderr
+    assert mlci("notify", "--run", run.id, "--home", str(tmp_path / "mlci-home")).returncode == 0
