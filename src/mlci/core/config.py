@@ -154,7 +154,7 @@ def _allowed(error: dict[str, Any]) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     if kind == "extra_forbidden":
-        return "remove it (allowed keys are listed in the README, section Configuration)"
+        return "remove it (allowed keys are listed in docs/configuration.md)"
     if kind == "literal_error":
         return f"allowed: {ctx.get('expected', '')}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):

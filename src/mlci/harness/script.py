@@ -443,7 +443,7 @@ def _from_stdout(lines: list[str]) -> float | None:
 
 def capture_metric(work: Path, started: float, metric: str, keras_capture: KerasCapture | None,
                    output: list[str], accuracy_files: list[str]) -> Found:
-    """The script's metric, from the most trustworthy source that has one (see the README for the order)."""
+    """The script's metric, from the most trustworthy source that has one (docs/scripts.md gives the order)."""
     own = work / SCRIPT_METRICS
     if own.exists() and own.stat().st_mtime >= started - 1:
         found = _from_script_metrics(own, metric)

@@ -1,7 +1,8 @@
 """Job 1: take the pushed commit of the model repository into the run store (`mlci fetch`).
 
-The code is snapshotted (git archive of that exact commit) under runs/<id>/src/, so every later
-job trains what was pushed, whatever happens to the workspace meanwhile.
+The code is snapshotted (git archive of that exact commit, or a plain folder keyed by its content) under
+the store's src/, readable by all, so every later job trains what was pushed, whatever happens to the
+workspace meanwhile.
 """
 from __future__ import annotations
 

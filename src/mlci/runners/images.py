@@ -208,7 +208,7 @@ def _pip(args: list[str], *, what: str, quiet: bool = False) -> None:
         tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
         raise RunnerError(f"pip could not {what or 'do it'} ({tail})",
                           hint="check that the package index is reachable, or fill the wheelhouse by hand "
-                               "(README, section Docker)")
+                               "(docs/docker.md)")
 
 
 def _pip_wheel(folder: Path) -> Path:
