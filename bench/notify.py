@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
 from mlci.core.config import NotifyConfig  # noqa: E402
-from mlci.integrations.notify import PASSWORD_ENV, notify  # noqa: E402
+from mlci.integrations.channels import PASSWORD_ENV  # noqa: E402
+from mlci.integrations.notify import notify  # noqa: E402
 from test_notify import (PASSWORD, SmtpServer, WebhookServer, authenticator, make_certificate,  # noqa: E402
                          make_run, server_tls, smtp_config)
 

@@ -22,7 +22,8 @@ from click.testing import CliRunner
 from mlci.cli import main
 from mlci.core.config import NotifyConfig, validate_config
 from mlci.core.errors import EXIT_NOTIFY, EXIT_USAGE, ConfigError, NotifyError, UsageError
-from mlci.integrations.notify import PASSWORD_ENV, flush, notify
+from mlci.integrations.channels import PASSWORD_ENV
+from mlci.integrations.notify import flush, notify
 from mlci.core.store import HparamsRecord, MetricsRecord, RunRecord, RunStore, write_json
 
 SRC = Path(__file__).resolve().parents[2] / "src"

@@ -10,13 +10,12 @@ import time
 
 import pytest
 
-from conftest import KERAS_DIGITS_SOURCE, KNN_SOURCE, mlci, write_model
+from conftest import mlci, write_model
 from mlci.orchestration.oracle import Action, RunOracle
 from mlci.orchestration.steps import check_trial as check
 from mlci.core.errors import MetricsError
 from mlci.orchestration.pipeline import run_pipeline
 from mlci.core.store import RunStore
-from mlci.tuning.strategies.ladder import LadderStrategy
 
 
 def test_sklearn_run_tweaks_until_the_threshold(knn_model, home):

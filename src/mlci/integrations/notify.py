@@ -5,80 +5,27 @@ Each message is written to the run's outbox/ first, then sent through every conf
 """
 from __future__ import annotations
 
-import base64
-import html
-import json
-import os
-import smtplib
-import socket
-import ssl
 import time
-import urllib.error
-import urllib.request
-from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime, getaddresses, make_msgid
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
-from urllib.parse import urlsplit
+from typing import Callable
 
-from pydantic import BaseModel, Field
 
-from mlci import __version__
 from mlci.core.config import NotifyConfig
-from mlci.core.objective import Objective
-from mlci.core.states import DoneReason, RunStatus, TrialStatus
-from mlci.core.errors import ConfigError, MlciError, NotifyError, UsageError
-from mlci.integrations.report import trial_rows
-from mlci.core.store import Record, Run, RunRecord, RunStore, file_lock, now_iso, read_record, write_json
+from mlci.core.states import DoneReason, RunStatus
+from mlci.core.errors import MlciError, NotifyError, UsageError
+from mlci.integrations.channels import ChannelFailure, Notifier, notifiers_for
+from mlci.integrations.message import EVENTS, Delivery, OutboxMessage, compose, outcome_facts
+from mlci.core.store import Run, RunRecord, RunStore, file_lock, now_iso, read_record, write_json
 
-EVENTS = ("success", "budget-exhausted", "trial-failed", "pipeline-error")
+
 # A run written before the oracle recorded its reason: the event its status implies.
 _STATUS_REASONS = {RunStatus.MET: DoneReason.MET, RunStatus.EXHAUSTED: DoneReason.BUDGET,
                    RunStatus.FAILED: DoneReason.ERROR}
-PASSWORD_ENV = "MLCI_SMTP_PASSWORD"
-WEBHOOK_ENV = "MLCI_WEBHOOK_URL"  # Slack-style URLs carry their secret in the path
 MAX_BACKOFF = 60.0
 LOCK_WAIT = 300.0
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 Echo = Callable[[str], None]
-
-
-# ----------------------------------------------------------------------------- records
-
-
-class Delivery(BaseModel):
-    status: Literal["pending", "sent"] = "pending"
-    attempts: int = 0
-    last_error: str | None = None
-    sent_at: str | None = None
-    sent_to: str | None = None
-
-
-class OutboxMessage(Record):
-    """One notification (outbox/<key>.json): what is said, and where it has been delivered."""
-
-    key: str  # the event, or trial-failed-<n>: one message per (run, key), ever
-    event: str
-    run_id: str
-    subject: str
-    text: str
-    html: str
-    payload: dict[str, Any]  # the webhook's JSON body
-    message_id: str
-    attachment: str | None = None  # the PNG's name; its bytes live in the email text
-    email: str | None = None  # the whole RFC 5322 message, built once, sent as is
-    email_from: str | None = None
-    email_rcpt: list[str] = Field(default_factory=list)
-    created_at: str = Field(default_factory=now_iso)
-    deliveries: dict[str, Delivery] = Field(default_factory=dict)
-
-    def pending(self) -> list[str]:
-        return [name for name, delivery in self.deliveries.items() if delivery.status == "pending"]
 
 
 @dataclass
@@ -101,398 +48,9 @@ class NotifyResult:
             getattr(self, name).extend(getattr(other, name))
 
 
-# ----------------------------------------------------------------------------- channel errors
-
-
-class _Failure(Exception):
-    """A channel's delivery failed; `transient` ones are retried with backoff."""
-
-    def __init__(self, line: str, *, transient: bool):
-        super().__init__(line)
-        self.line = line
-        self.transient = transient
-
-
-def _scrub(text: str, secrets: list[str]) -> str:
-    """Remove a password (and its base64 forms, as AUTH PLAIN/LOGIN send it) from a message."""
-    for secret in [s for s in secrets if s]:
-        forms = {secret, base64.b64encode(secret.encode()).decode()}
-        for form in forms:
-            text = text.replace(form, "***")
-    return " ".join(text.split())
-
-
-def _smtp_reply(exc: smtplib.SMTPResponseException) -> str:
-    reply = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
-    return f"{exc.smtp_code} {reply}"
-
-
-# ----------------------------------------------------------------------------- notifiers
-
-
-class Notifier(ABC):
-    """A channel. `send` raises _Failure; the caller retries transient ones and keeps the outbox."""
-
-    name = "channel"
-
-    def __init__(self, config: NotifyConfig):
-        self.config = config
-
-    def prepare(self, message: OutboxMessage, attachment: bytes | None) -> bool:
-        """Add what this channel needs to the stored message before anything is sent; True if changed."""
-        return False
-
-    @abstractmethod
-    def send(self, message: OutboxMessage) -> str:
-        """Deliver the message; returns where it went, in words without secrets."""
-
-
-class EmailNotifier(Notifier):
-    """SMTP with STARTTLS, implicit TLS or none; the password only from MLCI_SMTP_PASSWORD."""
-
-    name = "email"
-
-    def __init__(self, config: NotifyConfig):
-        super().__init__(config)
-        if not config.to:
-            raise ConfigError("[notify] smtp_host is set but 'to' is empty",
-                              hint="add to = [\"dev@example.com\"] to [notify] in mlci.toml")
-        self.password = os.environ.get(PASSWORD_ENV) or None
-        self.where = f"{config.smtp_host}:{config.smtp_port}"
-
-    def sender(self) -> str:
-        if self.config.from_:
-            return self.config.from_
-        if self.config.smtp_user and "@" in self.config.smtp_user:
-            return self.config.smtp_user
-        return f"mlci@{socket.getfqdn()}"
-
-    def prepare(self, message: OutboxMessage, attachment: bytes | None) -> bool:
-        if message.email is not None:
-            return False
-        mail = EmailMessage(policy=SMTP_POLICY)
-        try:
-            mail["Subject"] = message.subject
-            mail["From"] = self.sender()
-            mail["To"] = ", ".join(self.config.to)
-            if self.config.cc:
-                mail["Cc"] = ", ".join(self.config.cc)
-        except ValueError as exc:  # the email package refuses CR/LF in any header value
-            raise ConfigError(f"[notify] a header value is invalid ({exc})",
-                              hint="addresses and names must be single lines") from None
-        mail["Date"] = format_datetime(datetime.now(timezone.utc))
-        mail["Message-ID"] = message.message_id
-        mail["X-Mlci-Run"] = message.run_id
-        mail["X-Mlci-Event"] = message.event
-        mail.set_content(message.text)
-        mail.add_alternative(message.html, subtype="html")
-        if attachment is not None and message.attachment:
-            mail.add_attachment(attachment, maintype="image", subtype="png", filename=message.attachment)
-        message.email = mail.as_bytes().decode("ascii")
-        message.email_from = self.sender()
-        message.email_rcpt = [address for _, address in getaddresses([*self.config.to, *self.config.cc])]
-        return True
-
-    def _connect(self, context: ssl.SSLContext | None) -> smtplib.SMTP:
-        host, port, timeout = self.config.smtp_host, self.config.smtp_port, self.config.timeout
-        if self.config.security == "ssl":
-            return smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
-        return smtplib.SMTP(host, port, timeout=timeout)
-
-    def send(self, message: OutboxMessage) -> str:
-        config = self.config
-        if message.email is None or not message.email_rcpt:
-            raise _Failure("the stored message has no email part", transient=False)
-        if config.smtp_user and config.security == "none" and config.smtp_host not in LOOPBACK:
-            raise _Failure(f"smtp_user is set with security = \"none\": the password would cross the network "
-                           "in clear text; use security = \"starttls\" or \"ssl\"", transient=False)
-        if config.smtp_user and not self.password:
-            raise _Failure(f"smtp_user '{config.smtp_user}' is set but {PASSWORD_ENV} is not; export it "
-                           f"(in Jenkins bind the SMTP credential to {PASSWORD_ENV})", transient=False)
-        try:
-            # loading the system's CA store costs ~17 ms: only where TLS is used
-            context = ssl.create_default_context(cafile=config.ca_file) if config.security != "none" else None
-        except (OSError, ssl.SSLError) as exc:
-            raise _Failure(f"[notify] ca_file '{config.ca_file}' cannot be loaded ({exc})", transient=False) from None
-        secrets = [self.password or ""]
-        try:
-            with self._connect(context) as client:
-                client.ehlo()
-                if config.security == "starttls":
-                    if not client.has_extn("starttls"):
-                        raise _Failure(f"SMTP {self.where} does not offer STARTTLS; use security = \"ssl\" "
-                                       "for port 465, or \"none\" on a trusted network", transient=False)
-                    client.starttls(context=context)
-                    client.ehlo()
-                if config.smtp_user:
-                    client.login(config.smtp_user, self.password or "")
-                refused = client.sendmail(message.email_from, message.email_rcpt, message.email.encode("ascii"))
-        except _Failure:
-            raise
-        except smtplib.SMTPAuthenticationError as exc:
-            raise _Failure(_scrub(f"SMTP {self.where} refused the login of '{config.smtp_user}' "
-                                  f"({_smtp_reply(exc)}); check smtp_user and {PASSWORD_ENV}", secrets),
-                           transient=False) from None
-        except smtplib.SMTPNotSupportedError as exc:
-            raise _Failure(_scrub(f"SMTP {self.where}: {exc}; check [notify] security and smtp_user", secrets),
-                           transient=False) from None
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = {code for code, _ in exc.recipients.values()}
-            raise _Failure(f"SMTP {self.where} refused every recipient "
-                           f"({', '.join(f'{a}: {c}' for a, (c, _) in exc.recipients.items())})",
-                           transient=all(400 <= code < 500 for code in codes)) from None
-        except smtplib.SMTPResponseException as exc:
-            raise _Failure(_scrub(f"SMTP {self.where} answered {_smtp_reply(exc)}", secrets),
-                           transient=400 <= exc.smtp_code < 500) from None
-        except ssl.SSLCertVerificationError as exc:
-            raise _Failure(f"the certificate of SMTP {self.where} cannot be verified ({exc.verify_message}); "
-                           "set [notify] ca_file to the PEM of the CA that signed it", transient=False) from None
-        except (smtplib.SMTPException, OSError) as exc:
-            # down, refused, reset, timed out: the next attempt may find the server back
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-            raise _Failure(_scrub(f"SMTP {self.where} unreachable ({reason})", secrets), transient=True) from None
-        accepted = [a for a in message.email_rcpt if a not in refused]
-        note = f" (refused: {', '.join(refused)})" if refused else ""
-        return f"{', '.join(accepted)} via {self.where}{note}"
-
-
-class WebhookNotifier(Notifier):
-    """A JSON POST with a Slack-compatible `text` field and every fact as its own key."""
-
-    name = "webhook"
-
-    def __init__(self, config: NotifyConfig, url: str):
-        super().__init__(config)
-        self.url = url
-        parts = urlsplit(url)
-        self.where = f"{parts.scheme}://{parts.netloc}"  # the path may be the secret (Slack)
-
-    def send(self, message: OutboxMessage) -> str:
-        body = json.dumps(message.payload, ensure_ascii=False).encode("utf-8")
-        request = urllib.request.Request(self.url, data=body, method="POST", headers={
-            "Content-Type": "application/json; charset=utf-8",
-            "User-Agent": f"mlci/{__version__}",
-            "Idempotency-Key": message.message_id,  # lets a receiver drop a repeat after a lost reply
-        })
-        try:
-            with urllib.request.urlopen(request, timeout=self.config.timeout) as response:
-                response.read()
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            transient = exc.code in (408, 425, 429) or exc.code >= 500
-            raise _Failure(f"webhook {self.where} answered HTTP {exc.code} {exc.reason}", transient=transient) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise _Failure(f"webhook {self.where} unreachable ({reason})", transient=True) from None
-        return f"{self.where} (HTTP {status})"
-
-
-def webhook_url(config: NotifyConfig) -> str | None:
-    url = config.webhook_url or os.environ.get(WEBHOOK_ENV) or None
-    if url is not None and (not url.startswith(("http://", "https://")) or "\n" in url or "\r" in url):
-        raise ConfigError(f"{WEBHOOK_ENV} is not a single-line http:// or https:// URL", hint="fix the variable")
-    return url
-
-
-def notifiers_for(config: NotifyConfig) -> list[Notifier]:
-    """The channels `config` turns on: email when smtp_host is set, webhook when a URL is."""
-    found: list[Notifier] = []
-    if config.smtp_host:
-        found.append(EmailNotifier(config))
-    url = webhook_url(config)
-    if url:
-        found.append(WebhookNotifier(config, url))
-    return found
-
-
 def run_config(run: Run) -> NotifyConfig:
     """The [notify] section of the config stored with the run (run.json 'config')."""
     return run.record().config.notify
-
-
-# ----------------------------------------------------------------------------- facts and text
-
-
-def _number(value: float | None, other: float | None = None) -> str:
-    """3 decimals, more when needed so two different numbers never print the same (0.9699 < 0.97)."""
-    if value is None:
-        return "–"
-    for digits in range(3, 8):
-        text = f"{value:.{digits}f}".rstrip("0").rstrip(".") if abs(value) >= 0.01 or value == 0 else f"{value:.{digits}g}"
-        if other is None or value == other or text != _number(other):
-            return text
-    return repr(value)
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "–"
-    value = int(round(value))
-    hours, rest = divmod(value, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}h {minutes}m {seconds}s" if hours else f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
-
-
-def _one_line(text: str, limit: int = 120) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _hparams_line(hparams: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value}" for key, value in hparams.items()) or "–"
-
-
-def _trial_rows(run: Run) -> list[dict[str, Any]]:
-    """The report's reading of the trials (one reading serves both), as JSON-ready rows."""
-    rows = []
-    for row in trial_rows(run):
-        fields = asdict(row)
-        fields["trial"] = fields.pop("number")
-        fields["seconds"] = row.wall_seconds if row.wall_seconds is not None else row.train_seconds
-        rows.append(fields)
-    return rows
-
-
-def _facts(run: Run, record: RunRecord, event: str, trial: int | None) -> dict[str, Any]:
-    objective = Objective.of(record.config)
-    metric, threshold, higher = objective.metric, objective.threshold, objective.higher_is_better
-    rows = _trial_rows(run)
-    done = [row for row in rows if row["value"] is not None]
-    best_trial, best_value = record.best_trial, record.best_value
-    if best_value is None and done:
-        best = (max if higher else min)(done, key=lambda row: row["value"])
-        best_trial, best_value = best["trial"], best["value"]
-    best_row = next((row for row in rows if row["trial"] == best_trial), None)
-    failed = None
-    if event == "trial-failed":
-        candidates = [row for row in rows if trial is None or row["trial"] == trial]
-        failed = next((row for row in reversed(candidates) if row["status"] == TrialStatus.FAILED),
-                      candidates[-1] if candidates else None)
-        if trial is not None and failed is None:
-            raise UsageError(f"run {run.id} has no trial {trial}", hint=f"trials: {[r['trial'] for r in rows]}")
-    met = objective.met(best_value)
-    if event == "success" and not met:
-        raise UsageError(f"run {run.id} has not met the threshold: best {metric} {_number(best_value, threshold)} "
-                         f"vs {_number(threshold)}, so 'success' would be untrue",
-                         hint="use --event budget-exhausted, or leave --event out to follow the run's status")
-    started, finished = _parse_time(record.created_at), _parse_time(record.finished_at)
-    duration = ((finished or datetime.now(timezone.utc)) - started).total_seconds() if started else None
-    return {
-        "event": event, "run_id": record.run_id, "model_name": record.model_name, "commit": record.commit,
-        "status": record.status, "metric": metric, "threshold": threshold, "higher_is_better": higher,
-        "met": met, "best_trial": best_trial, "best_value": best_value,
-        "best_hparams": best_row["hparams"] if best_row else {}, "trials_done": len(done),
-        "trials": rows, "failed_trial": failed, "message": record.message,
-        "created_at": record.created_at, "finished_at": record.finished_at, "duration_seconds": duration,
-        "run_dir": str(run.dir),
-    }
-
-
-def _subject(facts: dict[str, Any]) -> str:
-    model, metric, event = facts["model_name"], facts["metric"], facts["event"]
-    threshold, best, n = facts["threshold"], facts["best_value"], facts["trials_done"]
-    sign = "≥" if facts["higher_is_better"] else "≤"
-    trials = f"{n} trial{'s' if n != 1 else ''}"
-    if event == "success":
-        return f"✅ {model} reached {metric} {_number(best, threshold)} {sign} {_number(threshold)} in {trials}"
-    if event == "budget-exhausted":
-        if best is None:
-            return f"❌ {model} did not reach {metric} {_number(threshold)}: no trial finished (budget spent)"
-        return (f"❌ {model} did not reach {metric} {_number(threshold)}: best {_number(best, threshold)} "
-                f"after {trials} (budget spent)")
-    if event == "trial-failed":
-        row = facts["failed_trial"]
-        if row is None:
-            return f"⚠️ {model}: a trial failed"
-        return _one_line(f"⚠️ {model}: trial {row['trial']} failed" + (f" ({row['reason']})" if row["reason"] else ""))
-    return _one_line(f"❌ {model}: pipeline error" + (f" ({facts['message']})" if facts["message"] else ""))
-
-
-def _summary_lines(facts: dict[str, Any]) -> list[tuple[str, str]]:
-    sign = "≥" if facts["higher_is_better"] else "≤"
-    best = facts["best_value"]
-    verdict = "met" if facts["met"] else "not met"
-    return [
-        ("Model", facts["model_name"]),
-        ("Run", facts["run_id"]),
-        ("Commit", facts["commit"] or "–"),
-        ("Event", facts["event"]),
-        (facts["metric"].capitalize(), f"{_number(best, facts['threshold'])} (threshold {sign} "
-                                       f"{_number(facts['threshold'])}: {verdict})"),
-        ("Best trial", "–" if facts["best_trial"] is None else str(facts["best_trial"])),
-        ("Best hyperparameters", _hparams_line(facts["best_hparams"])),
-        ("Trials done", str(facts["trials_done"])),
-        ("Started", facts["created_at"] or "–"),
-        ("Finished", facts["finished_at"] or "–"),
-        ("Duration", _seconds(facts["duration_seconds"])),
-        *([("Message", facts["message"])] if facts["message"] else []),
-        ("Run folder", facts["run_dir"]),
-    ]
-
-
-TABLE_HEAD = ("trial", "status", "{metric}", "seconds", "restarts", "change / note", "hyperparameters")
-
-
-def _table(facts: dict[str, Any]) -> list[list[str]]:
-    return [[str(row["trial"]) + (" ★" if row["trial"] == facts["best_trial"] else ""), row["status"],
-             _number(row["value"]), _seconds(row["seconds"]), str(row["restarts"]),
-             _one_line(row["reason"] or row["change"] or row["proposed_by"], 60), _hparams_line(row["hparams"])]
-            for row in facts["trials"]]
-
-
-def _text(subject: str, facts: dict[str, Any]) -> str:
-    lines = [subject, ""]
-    width = max(len(label) for label, _ in _summary_lines(facts))
-    lines += [f"{label + ':':<{width + 1}} {value}" for label, value in _summary_lines(facts)]
-    head = [h.format(metric=facts["metric"]) for h in TABLE_HEAD]
-    table = [head, *_table(facts)]
-    widths = [max(len(row[i]) for row in table) for i in range(len(head) - 1)]
-    lines += ["", "Trials (★ best):"]
-    lines += ["  " + "  ".join(cell.ljust(widths[i]) if i < len(widths) else cell for i, cell in enumerate(row))
-              for row in table]
-    if not facts["trials"]:
-        lines.append("  (no trial yet)")
-    return "\n".join(lines) + "\n"
-
-
-def _html(subject: str, facts: dict[str, Any], attachment: str | None) -> str:
-    esc = html.escape
-    summary = "".join(f"<tr><th align='left'>{esc(label)}</th><td>{esc(value)}</td></tr>"
-                      for label, value in _summary_lines(facts))
-    head = "".join(f"<th>{esc(h.format(metric=facts['metric']))}</th>" for h in TABLE_HEAD)
-    rows = "".join(
-        ("<tr style='font-weight:bold'>" if cells[0].endswith("★") else "<tr>")
-        + "".join(f"<td>{esc(cell)}</td>" for cell in cells) + "</tr>"
-        for cells in _table(facts))
-    plot = f"<p>The {esc(facts['metric'])} of each trial: see the attached {esc(attachment)}.</p>" if attachment else ""
-    return (f"<!DOCTYPE html><html><body style='font-family:sans-serif'><h2>{esc(subject)}</h2>"
-            f"<table cellpadding='3'>{summary}</table><h3>Trials (★ best)</h3>"
-            f"<table border='1' cellspacing='0' cellpadding='3'><tr>{head}</tr>{rows}</table>{plot}"
-            f"<p style='color:gray'>sent by mlci {esc(__version__)}</p></body></html>\n")
-
-
-def _payload(subject: str, facts: dict[str, Any], key: str) -> dict[str, Any]:
-    lines = [subject, *(f"{label}: {value}" for label, value in _summary_lines(facts)[1:8])]
-    return {"text": "\n".join(lines), "schema_version": 1, "notification": key,
-            **{name: value for name, value in facts.items() if name != "run_dir"}}
-
-
-def _compose(run: Run, record: RunRecord, event: str, key: str, trial: int | None) -> OutboxMessage:
-    facts = _facts(run, record, event, trial)
-    subject = _one_line(_subject(facts), 200)  # a newline from a model name must not end the header
-    plot = run.dir / "report.png"
-    attachment = f"{run.id}.png" if plot.is_file() else None  # run ids are safe file names; model names may not be
-    return OutboxMessage(key=key, event=event, run_id=run.id, subject=subject, text=_text(subject, facts),
-                         html=_html(subject, facts, attachment), payload=_payload(subject, facts, key),
-                         message_id=make_msgid(idstring=f"{run.id}.{key}", domain="mlci.local"),
-                         attachment=attachment)
 
 
 # ----------------------------------------------------------------------------- the outbox
@@ -545,7 +103,7 @@ def _attempt(notifier: Notifier, message: OutboxMessage, delivery: Delivery, con
         delivery.attempts += 1
         try:
             return notifier.send(message)
-        except _Failure as failure:
+        except ChannelFailure as failure:
             delivery.last_error = failure.line
             if not failure.transient or attempt == config.retries:
                 raise
@@ -574,7 +132,7 @@ def _send_pending(run: Run, message: OutboxMessage, notifiers: list[Notifier], c
         before = delivery.attempts  # the record counts every attempt ever; the message, this call's
         try:
             where = _attempt(notifier, message, delivery, config, echo)
-        except _Failure as failure:
+        except ChannelFailure as failure:
             count = delivery.attempts - before
             tries = f"after {count} attempt{'s' if count != 1 else ''}"
             result.pending.append(f"{label} by {name}")
@@ -602,8 +160,8 @@ def _console(message: OutboxMessage, echo: Echo, path: Path, full_text: bool) ->
     if not full_text:  # `mlci run` has just printed the same facts as its summary
         echo(f"notify: no channel in [notify] (smtp_host, webhook_url): '{message.subject}' kept in {path}")
         return
-    echo(f"notify: no channel in [notify] (smtp_host, webhook_url): the message stays in the outbox "
-         f"and is shown here only")
+    echo("notify: no channel in [notify] (smtp_host, webhook_url): the message stays in the outbox "
+         "and is shown here only")
     for line in message.text.rstrip().splitlines():
         echo(f"  {line}")
 
@@ -637,12 +195,12 @@ def notify(run: Run, event: str | None = None, *, config: NotifyConfig, echo: Ec
     notifiers = notifiers_for(config)
     with _outbox_lock(run):
         if event == "trial-failed":
-            number = _facts(run, record, event, trial)["failed_trial"]
+            number = outcome_facts(run, record, event, trial)["failed_trial"]
             key = f"trial-failed-{number['trial']}" if number else "trial-failed"
         else:
             key = event
         path = _message_path(run, key)
-        message = _read_message(path) if path.exists() else _compose(run, record, event, key, trial)
+        message = _read_message(path) if path.exists() else compose(run, record, event, key, trial)
         fresh = not path.exists()
         _prepare(run, message, notifiers)
         if fresh and not message.deliveries:
