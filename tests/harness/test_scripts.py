@@ -20,7 +20,8 @@ import pytest
 from conftest import mlci, write_model
 from mlci.core.errors import MetricsError, UsageError
 from mlci.source.rewrite import rewrite, scan, scan_file
-from mlci.harness.script import _from_file, _from_stdout, capture_metric, train_script
+from mlci.harness.script import train_script
+from mlci.harness.script_metric import _from_file, _from_stdout, capture_metric
 from mlci.core.config import DataConfig
 from mlci.core.store import HparamsRecord, MetricsRecord, RunStore, write_json
 from mlci.tuning.tweak import module_defaults
@@ -416,7 +417,7 @@ def test_build_model_defined_imported_or_assigned_means_module_mode():
 def test_serve_keras_mnist_from_an_npz_and_a_clear_error_for_a_bad_one(tmp_path):
     import numpy as np
 
-    from mlci.harness.script import mnist_arrays
+    from mlci.harness.script_hooks import mnist_arrays
 
     arrays = {"x_train": np.zeros((6, 28, 28), "uint8"), "y_train": np.arange(6, dtype="uint8"),
               "x_test": np.ones((2, 28, 28), "uint8"), "y_test": np.arange(2, dtype="uint8")}
@@ -437,7 +438,7 @@ def test_keras_datasets_mnist_load_data_returns_the_local_copy_while_served(tmp_
     import keras
     import tensorflow as tf
 
-    from mlci.harness.script import serve_keras_mnist
+    from mlci.harness.script_hooks import serve_keras_mnist
 
     original = keras.datasets.mnist.load_data
     remove = serve_keras_mnist("mnist-sample", tmp_path, 0)
