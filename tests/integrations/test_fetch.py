@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import KNN_SOURCE, mlci, write_model
+from mlci.core.store import RunStore
 
 CONFIG = 'dataset = "digits"\nrunner = "local"\n'
 
@@ -81,6 +82,18 @@ def test_an_edited_plain_folder_gets_a_new_snapshot_and_run(tmp_path, home):
     assert '"n_neighbors": 7' in Path(second["MODEL"]).read_text()
     assert '"n_neighbors": 60' in Path(first["MODEL"]).read_text()  # the first run's snapshot is left as it was
     assert "COMMIT" not in second
+
+
+def test_an_edit_of_a_helper_file_in_a_plain_folder_is_a_new_run_that_trains_it(tmp_path, home):
+    model = write_model(tmp_path / "m", KNN_SOURCE, "model.py", CONFIG)
+    helper = model.parent / "settings.py"
+    helper.write_text("K = 60\n")
+    first = facts(mlci("fetch", str(model.parent), "--home", str(home), "--model", "model.py", check=True))
+    helper.write_text("K = 7\n")  # the model file itself is unchanged
+    second = facts(mlci("fetch", str(model.parent), "--home", str(home), "--model", "model.py", check=True))
+    assert second["RUN_ID"] != first["RUN_ID"]
+    run = RunStore(home).run(second["RUN_ID"])
+    assert (Path(run.record().model_file).parent / "settings.py").read_text() == "K = 7\n"
 
 
 def test_two_plain_folders_never_share_a_run(tmp_path, home):

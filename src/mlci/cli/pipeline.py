@@ -155,9 +155,10 @@ def fetch(source, ref, model, config_path, threshold, max_trials, runner, home, 
     from mlci.orchestration.runs import prepare_run
 
     store = store_for(home)
-    model_file, commit = fetch_code(source, store=store, ref=ref, model=model)
+    model_file, commit, snapshot = fetch_code(source, store=store, ref=ref, model=model)
     overrides = {"threshold": threshold, "max_trials": max_trials, "runner": runner}
-    run, _ = prepare_run(model_file, store=store, config_path=config_path, commit=commit, overrides=overrides)
+    run, _ = prepare_run(model_file, store=store, config_path=config_path, commit=commit, overrides=overrides,
+                         snapshot=snapshot)
     _properties(properties, {"RUN_ID": run.id, "COMMIT": commit, "MODEL": model_file})
 
 

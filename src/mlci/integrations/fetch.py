@@ -38,10 +38,11 @@ def _is_git(path: Path) -> bool:
 
 
 def fetch(source: str, *, store: RunStore, ref: str | None = None, model: str | None = None,
-          snapshot_root: Path | None = None) -> tuple[Path, str | None]:
+          snapshot_root: Path | None = None) -> tuple[Path, str | None, str]:
     """Snapshot `source` (a git URL, a repository folder, or a plain folder) at `ref`.
 
-    Returns (the model file inside the snapshot, the commit sha or None for a plain folder).
+    Returns (the model file inside the snapshot, the commit sha or None for a plain folder, the snapshot's
+    key: the commit, or folder-<hash of its files>, which keys the run: any edit of the folder is a new run).
     """
     local = Path(source)
     workdir = None
@@ -83,7 +84,7 @@ def fetch(source: str, *, store: RunStore, ref: str | None = None, model: str | 
             raise UsageError(f"{source}: folder {subfolder.rstrip('/')} is not in commit {commit[:12]} of {repo}",
                              hint="commit it (git add, git commit) and fetch again, or pass --ref with a commit that has it")
         model_file = _entry(folder, model, snapshot=target, source=source)
-        return model_file, commit
+        return model_file, commit, target.name
     finally:
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)

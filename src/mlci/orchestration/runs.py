@@ -15,8 +15,13 @@ from mlci.tuning.tweak import strategy_for
 
 
 def prepare_run(model_file: Path, *, store: RunStore, config_path: Path | None = None,
-                overrides: dict[str, Any] | None = None, commit: str | None = None) -> tuple[Run, Config]:
-    """Validate the config, detect the model kind, create (or continue) the run for this content."""
+                overrides: dict[str, Any] | None = None, commit: str | None = None,
+                snapshot: str | None = None) -> tuple[Run, Config]:
+    """Validate the config, detect the model kind, create (or continue) the run for this content.
+
+    `snapshot`: the key of the fetched snapshot the model lies in (the commit, or folder-<hash>): the run is
+    keyed by it, so an edit anywhere in a fetched folder (a helper module, the data) is a new run.
+    """
     model_file = Path(model_file)
     if not model_file.exists():
         raise UsageError(f"{model_file}: model file not found", hint="pass the path of your model's .py file")
@@ -26,7 +31,7 @@ def prepare_run(model_file: Path, *, store: RunStore, config_path: Path | None =
     kind = Kind(framework=detection.framework, architecture=detection.architecture, mode=detection.mode)
     image = detection.image(config.images)
     content_hash = file_hash(entry)
-    run_id = make_run_id(entry, content_hash, commit)
+    run_id = make_run_id(entry, content_hash, commit or snapshot)
     record = RunRecord(run_id=run_id, model_name=entry.stem, model_file=str(entry), source_dir=str(entry.parent),
                        content_hash=content_hash, commit=commit, kind=kind, image=image,
                        config=config)
