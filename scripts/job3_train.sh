@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Job 3 (train): wait for the trial job 2 started and collect its metrics.
-# A failed trial fails this build (exit 5), and the failure triggers job 6 (monitor).
+# A failed trial that ends the run (trial 0: the model cannot train) fails this build (exit 5), which triggers
+# job 6 (monitor); a later failed trial does not end the run: job 4 proposes the next one, as `mlci run` does.
 set -euo pipefail
-mlci wait --run "${RUN_ID}" ${TRIAL:+--trial "${TRIAL}"} || {
+mlci wait --run "${RUN_ID}" ${TRIAL:+--trial "${TRIAL}"} --keep-going || {
   code=$?
   # A failure that ends the run (trial 0: the model cannot train) is announced here, as `mlci run` does.
   mlci notify --run "${RUN_ID}" --if-ended || true

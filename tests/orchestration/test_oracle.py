@@ -171,3 +171,14 @@ def test_launch_answers_from_the_oracle_with_documented_exit_codes(tmp_path):
                                     "nothing to launch")
     status = json.loads(mlci("status", "--run", run.id, "--json", "--home", home, check=True).stdout)
     assert (status["status"], status["reason"], status["event"], status["best_trial"]) == ("met", "met", "success", 1)
+
+
+def test_check_of_a_trial_without_a_metric_is_below_the_threshold(tmp_path):
+    """Job 4 after a failed or pruned trial: below the threshold (exit 3, tweak on), not a metrics error."""
+    run = make_run(tmp_path, threshold=0.95, max_trials=5)
+    trial_with(run, 0.9)
+    trial_with(run, status=TrialStatus.FAILED)
+    result = RunOracle(run).check(1)
+    assert (result.met, result.value, result.line()) == (False, None, "trial 1: failed, no accuracy (below the threshold)")
+    done = mlci("check", "--run", run.id, "--trial", "1", "--home", str(tmp_path / "store"))
+    assert done.returncode == 3 and done.stdout.strip() == "trial 1: failed, no accuracy (below the threshold)"

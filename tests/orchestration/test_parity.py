@@ -131,3 +131,23 @@ def test_the_job_chain_leaves_no_optuna_trial_running_once_the_run_has_ended(tmp
     watched = mlci("monitor", "--once", "--home", str(tmp_path / "mlci-home"))
     assert watched.returncode == 0 and "left RUNNING" not in watched.stderr, watched.stderr
     assert mlci("notify", "--run", run.id, "--home", str(tmp_path / "mlci-home")).returncode == 0
+
+
+@pytest.mark.slow
+def test_a_later_trials_failure_moves_both_ways_on_to_the_next_proposal(tmp_path, build_runner):
+    """Only trial 0 trains; the ladder's proposals raise in build_model. The run is not failed by them: job 3
+    lets the chain go on (`mlci wait --keep-going`), as `mlci run` moves on, and both spend the budget alike."""
+    picky = KNN.replace("    return KNeighborsClassifier(",
+                        "    if hp['n_neighbors'] != 60:\n        raise ValueError('only 60 works')\n"
+                        "    return KNeighborsClassifier(")
+    direct, builds, by_run, by_jobs = drive_both(tmp_path, build_runner, picky,
+                                                 SPENT.format(runner="local").replace("max_trials = 2", "max_trials = 3"))
+    assert direct.returncode == 3, direct.stderr
+    assert "trial 1 failed" in direct.stderr and "moving on to the next proposal" in direct.stderr
+    logs = logs_of(builds)
+    assert all(b.result == "SUCCESS" for b in builds) and [b.job for b in builds].count("mlci-3-train") == 3, logs
+    assert "the run goes on to the next proposal" in [b for b in builds if b.job == "mlci-3-train"][1].log, logs
+    expected = verdict(by_run)
+    assert [status for _, status, _ in expected["trials"]][:2] == ["succeeded", "failed"]
+    assert (expected["status"], expected["events"]) == ("exhausted", ["budget-exhausted"])
+    assert verdict(by_jobs) == expected, logs

@@ -13,6 +13,7 @@ from mlci.cli._common import (SEE_EXIT_HELP, _install_signal_handlers, _open, _p
                               handle_errors, home_option, out, properties_option, run_option, store_for)
 from mlci.cli.results import trial_table
 from mlci.core.errors import MlciError
+from mlci.core.states import TrialStatus
 
 
 class RichEvents:
@@ -193,7 +194,6 @@ def launch(run_id, home, runner, wait_too, properties):
 def _trial_verdict(trial, state) -> None:
     """A finished trial in one line; a failed one is exit 5 (pruned is an outcome: the study stopped it)."""
     from mlci.core.errors import TrialError
-    from mlci.core.states import TrialStatus
 
     if state.status == TrialStatus.PRUNED:
         click.echo(f"trial {trial.number}: {state.reason}")
@@ -208,9 +208,12 @@ def _trial_verdict(trial, state) -> None:
 @run_option
 @click.option("--trial", "trial_number", type=int, help="[default: the latest trial].")
 @click.option("--timeout", type=float, help="Give up waiting after this many seconds (exit 5).")
+@click.option("--keep-going", is_flag=True,
+              help="A failed trial that does not end the run exits 0: the run goes on to the next proposal, as "
+                   "`mlci run` does (exit 5 only when the failure ends the run).")
 @home_option
 @handle_errors
-def wait(run_id, trial_number, timeout, home):
+def wait(run_id, trial_number, timeout, keep_going, home):
     """Job 3: wait for a trial to finish (restarting it from its checkpoint if it is killed), collect its metrics."""
     from mlci.core.errors import TrialError
     from mlci.orchestration.steps import wait_for
@@ -227,6 +230,9 @@ def wait(run_id, trial_number, timeout, home):
     trial, state = wait_for(run_, trial_number)
     if timeout is not None:
         _signal.setitimer(_signal.ITIMER_REAL, 0)
+    if keep_going and state.status == TrialStatus.FAILED and not run_.record().status.is_finished():
+        click.echo(f"trial {trial.number} failed ({state.reason}); the run goes on to the next proposal", err=True)
+        return
     _trial_verdict(trial, state)
 
 

@@ -91,14 +91,17 @@ class CheckResult:
 
     run_id: str
     trial: int
-    value: float
+    value: float | None  # None: the trial ended without a metric (failed, or pruned by the study)
     objective: Objective
+    status: TrialStatus = TrialStatus.SUCCEEDED
 
     @property
     def met(self) -> bool:
         return self.objective.met(self.value)
 
     def line(self) -> str:
+        if self.value is None:
+            return f"trial {self.trial}: {self.status}, no {self.objective.metric} (below the threshold)"
         verdict = "met" if self.met else "below the threshold"
         return f"trial {self.trial}: {self.objective.compare(self.value)} ({verdict})"
 
@@ -154,8 +157,12 @@ class RunOracle:
         return found[-1]
 
     def check(self, trial_number: int | None = None) -> CheckResult:
+        """Job 4's question for a trial (default: the latest measured); a failed or pruned one is below."""
         trial = self.run.trial(trial_number) if trial_number is not None else self.latest_measured()
-        return CheckResult(self.run.id, trial.number, trial.metrics().value, self.objective)
+        status = trial.status()
+        if status in (TrialStatus.FAILED, TrialStatus.PRUNED) and not trial.has_metrics():
+            return CheckResult(self.run.id, trial.number, None, self.objective, status)
+        return CheckResult(self.run.id, trial.number, trial.metrics().value, self.objective, status)
 
     def budget(self) -> tuple[DoneReason | None, str]:
         """Is the budget spent? (None, "") while another trial may be proposed, else why not."""
