@@ -4,6 +4,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from mlci.cli.stream import LogFollower, plain_line
 
 
@@ -58,3 +60,49 @@ def test_a_terminal_gets_the_lines_as_written(tmp_path):
     with LogFollower(log, seen.append, raw=True, poll=0.02):
         pass
     assert seen == ["\x1b[1m10/10\x1b[0m"]
+
+
+DIES_ONCE = '''
+import os
+import signal
+from pathlib import Path
+
+from sklearn.linear_model import SGDClassifier
+
+HPARAMS = {"epochs": 3, "alpha": 0.0001}
+
+
+def build_model(hp):
+    marker = Path(os.environ["MLCI_TRIAL_DIR"]) / "died-once"
+    if not marker.exists():
+        marker.write_text("")
+        print("first attempt: about to be killed", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return SGDClassifier(alpha=hp["alpha"], random_state=0)
+'''
+
+
+@pytest.mark.slow
+def test_mlci_wait_shows_the_trials_prints_its_restart_and_every_epoch_in_order(tmp_path):
+    """Real mlci commands and a real trial process (scikit-learn, digits) that is SIGKILLed once."""
+    from conftest import mlci
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "sgd.py").write_text(DIES_ONCE)
+    (tmp_path / "m" / "mlci.toml").write_text('dataset = "digits"\nrunner = "local"\nthreshold = 0.5\n'
+                                              'max_trials = 1\nmax_restarts = 2\n')
+    home = ["--home", str(tmp_path / "home")]
+    fetched = mlci("fetch", str(tmp_path / "m"), "--model", "sgd.py", *home, check=True)
+    run_id = next(line[7:] for line in fetched.stdout.splitlines() if line.startswith("RUN_ID="))
+    mlci("launch", "--run", run_id, *home, check=True)
+    waited = mlci("wait", "--run", run_id, *home)
+    assert waited.returncode == 0, waited.stderr
+    lines = waited.stdout.splitlines()
+    first = lines.index("first attempt: about to be killed")
+    # the wait process is not the trial's parent: it sees the process vanish and restarts it
+    restart = next(i for i, line in enumerate(lines)
+                   if line.startswith("mlci: trial 0 ") and "restarting it from the start [1/2]" in line)
+    epochs = [i for i, line in enumerate(lines) if line.startswith("epoch ")]
+    assert first < restart < epochs[0] and len(epochs) == 3, waited.stdout
+    assert [lines[i][:10] for i in epochs] == ["epoch 1/3:", "epoch 2/3:", "epoch 3/3:"]
+    assert "\x1b" not in waited.stdout
