@@ -3,23 +3,47 @@ HTTP server that records every request and answers the REST endpoints mlci uses,
 which runs rendered freestyle jobs and follows their triggers as Jenkins would.
 
 Endpoints (as Jenkins 2.x answers them): /api/json, /crumbIssuer/api/json (404: CSRF off),
-/createItem, /job/<n>/config.xml, /job/<n>/api/json, /job/<n>/buildWithParameters, /job/<n>/build,
-/job/<n>/<b>/api/json, /createView, /view/<n>/config.xml, /view/<n>/api/json, /git/notifyCommit.
+/pluginManager/api/json?depth=1, /createItem, /job/<n>/config.xml, /job/<n>/api/json,
+/job/<n>/buildWithParameters, /job/<n>/build, /job/<n>/<b>/api/json, /createView, /view/<n>/config.xml,
+/view/<n>/api/json, /git/notifyCommit.
 """
 from __future__ import annotations
 
 import base64
+import glob
 import json
 import os
 import shutil
 import subprocess
 import sys
+import re
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+
+# The plugins a server with mlci's jobs has (mlci.integrations.jenkins.REQUIRED_PLUGINS), with the
+# long names and versions a Jenkins 2.462 LTS update center installs.
+REQUIRED_PLUGINS = {
+    "git": ("Git plugin", "5.5.2"), "github": ("GitHub plugin", "1.40.0"),
+    "parameterized-trigger": ("Parameterized Trigger plugin", "806.vf6fff3e28c3e"),
+    "email-ext": ("Email Extension Plugin", "1844.v3ea_a_b_842374a_"),
+    "build-pipeline-plugin": ("Build Pipeline Plugin", "2.0.2"),
+    "htmlpublisher": ("HTML Publisher plugin", "1.36"), "description-setter": ("Description Setter", "239.vd0a_6b_785f92d"),
+    "plot": ("Plot plugin", "2.1.12"), "timestamper": ("Timestamper", "1.27"),
+}
+
+
+def plugin_entry(short_name: str, active: bool) -> dict:
+    """One plugin as pluginManager/api/json?depth=1 lists it (Jenkins 2.x)."""
+    long_name, version = REQUIRED_PLUGINS.get(short_name, (short_name, "1.0"))
+    return {"active": active, "backupVersion": None, "bundled": False, "deleted": False, "dependencies": [],
+            "downgradable": False, "enabled": active, "hasUpdate": False, "longName": long_name, "pinned": False,
+            "requiredCoreVersion": "2.440.3", "shortName": short_name, "supportsDynamicLoad": "MAYBE",
+            "url": f"https://plugins.jenkins.io/{short_name}", "version": version}
 
 
 @dataclass
@@ -46,6 +70,8 @@ class StandInJenkins:
     builds: dict[str, list[dict]] = field(default_factory=dict)
     queue: list[tuple[str, dict]] = field(default_factory=list)
     auth: str | None = None  # "user:token" to require, as Jenkins does without anonymous read access
+    # installed plugins (short name -> active), as the Plugin Manager lists them; default: what mlci needs
+    plugins: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(REQUIRED_PLUGINS, True))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def calls(self, method: str | None = None, prefix: str = "") -> list[Request]:
@@ -98,6 +124,9 @@ def _handler(state: StandInJenkins):
                     return self._reply(200, {"jobs": [{"name": n, "url": f"{state.url}job/{n}/", "color": "blue"}
                                                       for n in state.jobs],
                                              "views": [{"name": n, "url": f"{state.url}view/{n}/"} for n in state.views]})
+                if segments == ["pluginManager", "api", "json"]:
+                    return self._reply(200, {"_class": "hudson.LocalPluginManager",
+                                             "plugins": [plugin_entry(n, a) for n, a in state.plugins.items()]})
                 if segments[:1] == ["git"] and segments[1:] == ["notifyCommit"]:
                     url = request.query.get("url", [""])[0]
                     hit = [n for n, xml in state.jobs.items() if url and url.encode() in xml]
@@ -150,6 +179,7 @@ def _handler(state: StandInJenkins):
                         state.queue.append((job, params))
                         number = len(state.builds.setdefault(job, [])) + 1
                         state.builds[job].append({"number": number, "result": "SUCCESS", "building": False,
+                                                  "description": None,
                                                   "url": f"{state.url}job/{job}/{number}/",
                                                   "actions": [{"parameters": [{"name": k, "value": v}
                                                                               for k, v in params.items()]}]})
@@ -186,17 +216,30 @@ class running:
 class Build:
     job: str
     number: int
-    result: str  # SUCCESS | FAILURE
+    result: str  # SUCCESS | UNSTABLE | FAILURE
     params: dict[str, str]
     log: str
+    description: str | None = None  # what the Description Setter publisher set
+    archived: list[str] = field(default_factory=list)  # workspace paths the ArtifactArchiver kept (fingerprinted)
+    fingerprinted: bool = False
+    reports: dict[str, str] = field(default_factory=dict)  # HTML Publisher report name -> its index page's text
+    plot_points: list[str] = field(default_factory=list)  # Plot plugin: the properties files' YVALUE
 
 
 class BuildRunner:
     """Runs rendered freestyle jobs the way Jenkins does, for the parts the mlci jobs use: string
-    parameters, the git SCM (clone, GIT_COMMIT), shell steps, and Parameterized Trigger publishers
-    (condition, current parameters, properties files, "don't trigger if a file is missing")."""
+    parameters, the git SCM (clone, GIT_COMMIT), shell steps, and these publishers: Parameterized Trigger
+    (condition, current parameters, properties files, "don't trigger if a file is missing"), Description
+    Setter (the first log line matching the regexp), Artifact Archiver, HTML Publisher and Plot (what each
+    would pick up from the workspace).
+
+    Build results as Jenkins decides them: a shell step that exits 0 passes; one that exits with the step's
+    `unstableReturn` (the JJB shell builder's `unstable-return`) marks the build UNSTABLE and the next step
+    still runs; any other exit code marks it FAILURE and ends the build steps. Publishers then run.
+    """
 
     PT = "hudson.plugins.parameterizedtrigger."
+    ORDER = {"SUCCESS": 0, "UNSTABLE": 1, "FAILURE": 2}
 
     def __init__(self, xml_dir, root, env: dict[str, str], max_builds: int = 40):
         self.jobs = {p.stem: ET.parse(p).getroot() for p in Path(xml_dir).glob("*.xml")}
@@ -228,7 +271,8 @@ class BuildRunner:
         workspace.mkdir(parents=True, exist_ok=True)
         values = {**self._defaults(job), **params}
         env = {**self.env, **values, "WORKSPACE": str(workspace), "BUILD_NUMBER": str(number), "JOB_NAME": job,
-               "BUILD_TAG": f"jenkins-{job}-{number}", "BUILD_URL": f"http://jenkins.invalid/job/{job}/{number}/"}
+               "BUILD_TAG": f"jenkins-{job}-{number}", "BUILD_URL": f"http://jenkins.invalid/job/{job}/{number}/",
+               "JOB_URL": f"http://jenkins.invalid/job/{job}/"}
         env.update(self._checkout(job, workspace))
         result, log = "SUCCESS", ""
         for index, step in enumerate(self.jobs[job].iter("hudson.tasks.Shell")):
@@ -238,16 +282,54 @@ class BuildRunner:
             os.chmod(script, 0o755)  # Jenkins runs a script with a #! line by that interpreter
             done = subprocess.run([str(script)], cwd=workspace, env=env, capture_output=True, text=True)
             log += done.stdout + done.stderr
-            if done.returncode != 0:
-                result = "FAILURE"
-                break
+            unstable_return = int(step.findtext("unstableReturn") or 0)
+            if done.returncode == 0:
+                continue
+            if unstable_return and done.returncode == unstable_return:
+                result = max(result, "UNSTABLE", key=self.ORDER.get)
+                continue
+            result = "FAILURE"
+            break
         build = Build(job, number, result, values, log)
+        self._publish(job, build, workspace)
         self.builds.append(build)
         return build, self._downstream(job, build, workspace)
 
+    def _publish(self, job: str, build: Build, workspace: Path) -> None:
+        """What the Description Setter, Artifact Archiver, HTML Publisher and Plot publishers would record."""
+        root = self.jobs[job]
+        for setter in root.iter("hudson.plugins.descriptionsetter.DescriptionSetterPublisher"):
+            failed = build.result == "FAILURE"
+            pattern = (setter.findtext("regexpForFailed") if failed else None) or setter.findtext("regexp")
+            template = (setter.findtext("descriptionForFailed") if failed else None) or setter.findtext("description")
+            for line in build.log.splitlines():
+                found = re.search(pattern, line) if pattern else None
+                if found:
+                    build.description = found.expand(template or r"\1")
+                    break
+        for archiver in root.iter("hudson.tasks.ArtifactArchiver"):
+            for pattern in archiver.findtext("artifacts").split(","):
+                build.archived += sorted(str(Path(p).relative_to(workspace)) for p in
+                                         glob.glob(str(workspace / pattern.strip()), recursive=True) if Path(p).is_file())
+            build.fingerprinted = archiver.findtext("fingerprint") == "true"
+            if not build.archived and archiver.findtext("allowEmptyArchive") != "true":
+                build.result = "FAILURE"
+        for target in root.iter("htmlpublisher.HtmlPublisherTarget"):
+            page = workspace / target.findtext("reportDir") / target.findtext("reportFiles")
+            if page.is_file():
+                build.reports[target.findtext("reportName")] = page.read_text(encoding="utf-8")
+            elif target.findtext("allowMissing") != "true":
+                build.result = "FAILURE"
+        for series in root.iter("hudson.plugins.plot.PropertiesSeries"):
+            path = workspace / series.findtext("file")
+            if path.is_file():
+                build.plot_points += [line.partition("=")[2] for line in path.read_text().splitlines()
+                                      if line.startswith("YVALUE=")]
+
     def _downstream(self, job: str, build: Build, workspace) -> list[tuple[str, dict[str, str]]]:
-        wanted = {"SUCCESS": {"SUCCESS"}, "FAILED": {"FAILURE"}, "ALWAYS": {"SUCCESS", "FAILURE"},
-                  "FAILED_OR_BETTER": {"SUCCESS", "FAILURE"}}
+        wanted = {"SUCCESS": {"SUCCESS"}, "UNSTABLE": {"UNSTABLE"}, "UNSTABLE_OR_BETTER": {"SUCCESS", "UNSTABLE"},
+                  "UNSTABLE_OR_WORSE": {"UNSTABLE", "FAILURE"}, "FAILED": {"FAILURE"},
+                  "ALWAYS": {"SUCCESS", "UNSTABLE", "FAILURE"}, "FAILED_OR_BETTER": {"SUCCESS", "UNSTABLE", "FAILURE"}}
         queued = []
         for config in self.jobs[job].iter(self.PT + "BuildTriggerConfig"):
             if build.result not in wanted[config.findtext("condition")]:

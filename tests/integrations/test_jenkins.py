@@ -30,7 +30,7 @@ PT = "hudson.plugins.parameterizedtrigger."
 def rendered(tmp_path_factory) -> dict[str, ET.Element]:
     out = tmp_path_factory.mktemp("xml")
     result = jenkins.render(out, values={"git-url": "https://git.example.com/team/models.git", "branch": "dev",
-                                         "credentials-id": "git-ssh", "agent-label": "gpu",
+                                         "credentials-id": "git-ssh", "agent-label": "gpu && docker",
                                          "mlci-home": "/srv/mlci", "threshold": "0.9"})
     return {name: ET.parse(path).getroot() for name, path in {**result.jobs, **result.views}.items()}
 
@@ -76,13 +76,53 @@ def test_scripts_are_thin_bash_with_strict_mode():
 
 
 def test_chain_one_to_five_passes_run_parameters_down(rendered):
-    chain = [(JOBS[0], JOBS[1], "mlci.properties"), (JOBS[1], JOBS[2], "mlci.properties"),
-             (JOBS[2], JOBS[3], None), (JOBS[3], JOBS[4], None)]
-    for upstream, downstream, properties in chain:
-        on_success = [t for t in triggers_of(rendered[upstream]) if t["condition"] == "SUCCESS"]
+    # 3 -> 4 and 4 -> 5 also when UNSTABLE: a spent budget is still checked and announced
+    chain = [(JOBS[0], JOBS[1], "mlci.properties", "SUCCESS"), (JOBS[1], JOBS[2], "mlci.properties", "SUCCESS"),
+             (JOBS[2], JOBS[3], None, "UNSTABLE_OR_BETTER"), (JOBS[3], JOBS[4], None, "UNSTABLE_OR_BETTER")]
+    for upstream, downstream, properties, condition in chain:
+        on_success = [t for t in triggers_of(rendered[upstream]) if t["condition"] == condition]
         assert [t["projects"] for t in on_success] == [[downstream]], upstream
         assert on_success[0]["current"] is True
         assert on_success[0]["file"] == properties
+
+
+def test_a_spent_budget_is_unstable_through_each_shell_steps_unstable_return(rendered):
+    """Exit 3 (EXIT_BELOW_THRESHOLD: budget spent below the threshold) is the jobs' unstable-return."""
+    from mlci.core.errors import EXIT_BELOW_THRESHOLD
+
+    for job in JOBS[1:]:
+        (step,) = rendered[job].iter("hudson.tasks.Shell")
+        assert step.findtext("unstableReturn") == str(EXIT_BELOW_THRESHOLD), job
+        assert "mlci jenkins result --run" in step.findtext("command"), job
+    assert rendered[JOBS[0]].find(".//hudson.tasks.Shell/unstableReturn") is None  # fetch has no verdict yet
+
+
+def test_each_build_describes_its_trial_metric_and_threshold(rendered):
+    setter = "publishers/hudson.plugins.descriptionsetter.DescriptionSetterPublisher"
+    assert rendered[JOBS[0]].findtext(f"{setter}/regexp") == "^RUN_ID=(.*)$"
+    assert rendered[JOBS[0]].findtext(f"{setter}/description") == r"run \1"
+    for job in JOBS[1:]:
+        assert rendered[job].findtext(f"{setter}/regexp") == "^mlci build: (.*)$", job
+        assert rendered[job].findtext(f"{setter}/regexpForFailed") == "^mlci build: (.*)$", job
+        assert rendered[job].findtext(f"{setter}/description") == r"\1", job
+
+
+def test_job_five_publishes_the_report_archives_the_model_and_plots_the_trend(rendered):
+    publishers = rendered["mlci-5-notify"].find("publishers")
+    target = publishers.find("htmlpublisher.HtmlPublisher/reportTargets/htmlpublisher.HtmlPublisherTarget")
+    assert (target.findtext("reportName"), target.findtext("reportDir"), target.findtext("reportFiles")) == (
+        "report", "mlci-results", "report.html")
+    assert target.findtext("keepAll") == "true" and target.findtext("allowMissing") == "true"
+    archive = publishers.find("hudson.tasks.ArtifactArchiver")
+    assert "mlci-results/best/**" in archive.findtext("artifacts") and archive.findtext("fingerprint") == "true"
+    series = publishers.find(".//hudson.plugins.plot.PropertiesSeries")
+    assert series.findtext("file") == "mlci-results/trend.properties" and series.findtext("fileType") == "properties"
+    plot = publishers.find(".//hudson.plugins.plot.Plot")
+    assert plot.findtext("csvFileName") == "mlci-best-metric.csv" and plot.findtext("keepRecords") == "true"
+    # the description is set before email-ext reads the build
+    tags = [child.tag for child in publishers]
+    assert tags.index("hudson.plugins.descriptionsetter.DescriptionSetterPublisher") < tags.index(
+        "hudson.plugins.emailext.ExtendedEmailPublisher")
 
 
 def test_job_five_loops_back_to_launch_only_when_it_writes_the_retrain_file(rendered):
@@ -117,7 +157,7 @@ def test_no_job_builds_concurrently_and_all_share_label_and_parameters(rendered)
     for job in JOBS:
         root = rendered[job]
         assert root.findtext("concurrentBuild") == "false", job
-        assert root.findtext("assignedNode") == "gpu", job
+        assert root.findtext("assignedNode") == "gpu && docker", job
         params = {p.findtext("name"): p.findtext("defaultValue") or ""
                   for p in root.iter("hudson.model.StringParameterDefinition")}
         assert params == {"RUN_ID": "", "COMMIT": "", "TRIAL": "", "MODEL": "", "MLCI_HOME": "/srv/mlci",
@@ -128,12 +168,22 @@ def test_job_five_mails_with_email_ext_unless_it_retrains(rendered):
     mail = rendered["mlci-5-notify"].find("publishers/hudson.plugins.emailext.ExtendedEmailPublisher")
     assert mail is not None
     assert mail.findtext("recipientList") == "$DEFAULT_RECIPIENTS"  # Jenkins' global default list
-    assert {t.tag.rsplit(".", 1)[1] for t in mail.find("configuredTriggers")} == {"SuccessTrigger", "FailureTrigger"}
-    # ${FILE,...} is an email-ext token: JJB must not have eaten its braces
-    assert '${FILE,path="mlci-status.json"}' in mail.findtext("defaultContent")
-    assert "$RUN_ID" in mail.findtext("defaultSubject")
+    assert {t.tag.rsplit(".", 1)[1] for t in mail.find("configuredTriggers")} == {
+        "SuccessTrigger", "UnstableTrigger", "FailureTrigger"}
+    # ${FILE,...} is an email-ext token: JJB must not have eaten its braces; mlci's own HTML, report.png attached
+    assert mail.findtext("defaultContent") == '${FILE,path="mlci-results/notification.html"}'
+    assert mail.findtext("defaultSubject") == '${FILE,path="mlci-results/subject.txt"}'
+    assert mail.findtext("contentType") == "text/html"
+    assert mail.findtext("attachmentsPattern") == "mlci-results/report.png"
     assert "mlci-retrain.properties" in mail.findtext("presendScript")
-    assert "mlci notify" in rendered["mlci-5-notify"].findtext(".//hudson.tasks.Shell/command")
+    command = rendered["mlci-5-notify"].findtext(".//hudson.tasks.Shell/command")
+    assert "mlci notify" in command and '--publish "${WORKSPACE}/mlci-results"' in command
+
+
+def test_the_default_agent_label_asks_for_mlci_and_docker(tmp_path):
+    result = jenkins.render(tmp_path)
+    for job in JOBS:
+        assert ET.parse(result.jobs[job]).getroot().findtext("assignedNode") == "mlci && docker", job
 
 
 def test_pipeline_view_starts_with_fetch(rendered):
@@ -221,6 +271,33 @@ def test_deploy_creates_then_updates_jobs_and_view(jenkins_env):
     assert server.calls("POST", "/view/mlci-pipeline/config.xml")
 
 
+def test_deploy_names_each_missing_plugin_and_creates_nothing(jenkins_env):
+    """The HTTP server stands in for Jenkins (it cannot be downloaded here); it answers
+    pluginManager/api/json?depth=1 as Jenkins 2.x does, here without two plugins and with one disabled."""
+    server = jenkins_env
+    del server.plugins["htmlpublisher"], server.plugins["plot"]
+    server.plugins["email-ext"] = False
+    result = CliRunner().invoke(main, ["jenkins", "deploy"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert lines[:3] == [
+        f"mlci: plugin 'email-ext' (Email Extension: job 5's mail) is installed but disabled on {server.url}",
+        f"mlci: missing plugin 'htmlpublisher' (HTML Publisher: report.html on the build page) on {server.url}",
+        f"mlci: missing plugin 'plot' (Plot: the best metric's trend across builds) on {server.url}"]
+    assert lines[3] == (f"mlci: error: {server.url}: 3 required plugin(s) missing; nothing was deployed; install "
+                        "them (Manage Jenkins > Plugins > Available plugins), restart Jenkins, then run `mlci "
+                        "jenkins deploy` again; docs/jenkins-10-minutes.md lists them")
+    assert server.jobs == {} and server.views == {} and not server.calls("POST")
+    (read,) = server.calls("GET", "/pluginManager/")
+    assert read.path == "/pluginManager/api/json" and read.query == {"depth": ["1"]}
+
+
+def test_the_stand_in_knows_the_plugins_mlci_requires():
+    from jenkins_standin import REQUIRED_PLUGINS
+
+    assert set(REQUIRED_PLUGINS) == set(jenkins.REQUIRED_PLUGINS)
+
+
 def test_trigger_and_status(jenkins_env):
     """The HTTP server stands in for Jenkins (it cannot be downloaded here); it records the REST calls."""
     server = jenkins_env
@@ -236,6 +313,15 @@ def test_trigger_and_status(jenkins_env):
     assert list(rows) == JOBS
     assert rows["mlci-1-fetch"]["last_build"] == 1 and rows["mlci-1-fetch"]["result"] == "SUCCESS"
     assert rows["mlci-2-launch"]["last_build"] is None and rows["mlci-2-launch"]["exists"]
+
+    # a build's description (the Description Setter's line) is its trial and metric in the table
+    server.builds["mlci-1-fetch"][-1].update(result="UNSTABLE", description="trial 3: accuracy 0.9120 < 0.95")
+    rows = {row["job"]: row for row in json.loads(CliRunner().invoke(main, ["jenkins", "status", "--json"]).output)}
+    assert rows["mlci-1-fetch"]["description"] == "trial 3: accuracy 0.9120 < 0.95"
+    result = CliRunner().invoke(main, ["jenkins", "status"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "mlci-1-fetch" in line)
+    assert "UNSTABLE" in row and "trial 3: accuracy" in row
 
 
 def test_status_marks_jobs_that_are_not_deployed(jenkins_env):
@@ -257,7 +343,7 @@ def test_a_wrong_token_is_refused_by_the_server(jenkins_env, monkeypatch):
     jenkins_env.auth = "ci-bot:the-right-token"
     result = CliRunner().invoke(main, ["jenkins", "deploy"])
     assert result.exit_code == 7
-    assert f"{jenkins_env.url}: deploying the jobs failed" in result.output
+    assert f"{jenkins_env.url}: reading the installed plugins failed" in result.output  # the first call
     assert "check JENKINS_URL, JENKINS_USER and JENKINS_API_TOKEN" in result.output
     assert "11aa22bb33cc" not in result.output and jenkins_env.jobs == {}
     monkeypatch.setenv("JENKINS_API_TOKEN", "the-right-token")
@@ -354,7 +440,12 @@ def test_jenkinsfile_has_the_chain_the_loop_and_the_triggers():
     text = (REPO / "Jenkinsfile").read_text()
     for needle in ("disableConcurrentBuilds()", "githubPush()", "pollSCM(", "mlci fetch", "mlci launch",
                    "mlci wait", "mlci check", "mlci tweak", "mlci jenkins decide", "mlci monitor",
-                   "mlci notify", "while (!event)", "post {", "emailext("):
+                   "mlci notify", "while (!event)", "post {", "emailext(",
+                   # the same build results, description, publishers and agent label as the freestyle jobs
+                   "agent { label 'mlci && docker' }", "mlci jenkins result", "unstable(", "currentBuild.description",
+                   "publishHTML(", "reportName: 'report'", "fingerprint: true", "plot(", "trend.properties",
+                   "mlci-results/notification.html", "attachmentsPattern: 'mlci-results/report.png'",
+                   "mimeType: 'text/html'"):
         assert needle in text, needle
 
 
@@ -381,31 +472,80 @@ def test_jenkinsfile_passes_npm_groovy_lint_and_a_broken_one_fails(tmp_path):
 
 # ----------------------------------------------------------------------------- the chain as Jenkins runs it
 
-KNN = '''"""A tiny scikit-learn model module for the chain test."""
-from sklearn.neighbors import KNeighborsClassifier
+SGD = '''"""A tiny scikit-learn model module for the chain tests, trained epoch by epoch (partial_fit)."""
+from sklearn.linear_model import SGDClassifier
 
-HPARAMS = {"n_neighbors": 3}
+HPARAMS = {"epochs": 3, "alpha": 0.0001}
 
 
 def build_model(hp):
-    return KNeighborsClassifier(n_neighbors=hp.get("n_neighbors", 3))
+    print("building the SGD classifier", flush=True)  # the trial's own print, for the console
+    return SGDClassifier(alpha=hp.get("alpha", 0.0001), random_state=0)
 '''
 
 
+def epoch_lines(run, trial: int) -> list[str]:
+    lines = run.trial(trial).log_path.read_text().splitlines()
+    return [line for line in lines if line.startswith("epoch ")]
+
+
 @pytest.mark.slow
-def test_the_six_scripts_run_as_the_rendered_triggers_say(tmp_path, build_runner):
-    """BuildRunner stands in for Jenkins (it cannot be downloaded here): it runs the rendered XML's
-    shell steps with Jenkins' environment and follows its parameterized triggers; git and mlci are real."""
+def test_a_met_run_is_green_described_published_and_mailed_with_links(tmp_path, build_runner):
+    """BuildRunner stands in for Jenkins (it cannot be downloaded here): it runs the rendered XML's shell
+    steps with Jenkins' environment, honours unstable-return, and applies the triggers and publishers."""
+    sha = model_repo(tmp_path / "models", SGD, 'dataset = "digits"\nrunner = "local"\nthreshold = 0.5\nmax_trials = 2\n')
+    builds = build_runner().run("mlci-1-fetch")
+    logs = logs_of(builds)
+    assert [(b.job, b.result) for b in builds] == [
+        ("mlci-1-fetch", "SUCCESS"), ("mlci-2-launch", "SUCCESS"), ("mlci-3-train", "SUCCESS"),
+        ("mlci-4-check", "SUCCESS"), ("mlci-5-notify", "SUCCESS")], logs
+    run_id = builds[1].params["RUN_ID"]
+    run = RunStore(tmp_path / "mlci-home").run(run_id)
+    value = run.trial(0).metrics().value
+
+    # job 3's console: every epoch line of the trial with its metric, and the trial's own print
+    train = builds[2]
+    epochs = epoch_lines(run, 0)
+    assert len(epochs) == 3 and all("val_accuracy=" in line for line in epochs)
+    for line in epochs + ["building the SGD classifier"]:
+        assert line in train.log.splitlines(), train.log
+    assert "\x1b" not in train.log and "\r" not in train.log
+
+    # each build's description: the run, then the trial, its metric and the threshold
+    assert builds[0].description == f"run {run_id}"
+    assert builds[2].description == f"trial 0: accuracy {value:.4f} ≥ 0.5 (threshold met)"
+    assert builds[4].description == f"best trial 0: accuracy {value:.4f} ≥ 0.5 (threshold met)"
+
+    # job 5 publishes the report, archives + fingerprints the best model, plots the best metric
+    notify = builds[4]
+    assert "<html" in notify.reports["report"].lower()
+    assert {"mlci-results/best/model.joblib", "mlci-results/best/metrics.json"} <= set(notify.archived)
+    assert notify.fingerprinted and notify.plot_points == [str(value)]
+    # email-ext's body and subject are mlci's own notification, which links the build and its report
+    workspace = tmp_path / "jenkins" / "workspace" / "mlci-5-notify" / "mlci-results"
+    body = (workspace / "notification.html").read_text()
+    assert "href='http://jenkins.invalid/job/mlci-5-notify/1/report/'" in body
+    assert "href='http://jenkins.invalid/job/mlci-5-notify/1/'" in body
+    assert (workspace / "subject.txt").read_text().startswith("✅ digits_knn reached accuracy")
+    assert (workspace / "report.png").read_bytes()[:4] == b"\x89PNG"
+    assert run.record().commit == sha
+
+
+@pytest.mark.slow
+def test_a_spent_budget_turns_the_chain_unstable(tmp_path, build_runner):
+    """BuildRunner stands in for Jenkins (it cannot be downloaded here): exit 3 is the jobs' unstable-return;
+    git and mlci are real."""
     # the baseline misses 0.999, so job 5 loops back to job 2 once before the budget of 2 is spent
-    sha = model_repo(tmp_path / "models", KNN, 'dataset = "digits"\nrunner = "local"\nthreshold = 0.999\nmax_trials = 2\n')
+    sha = model_repo(tmp_path / "models", SGD, 'dataset = "digits"\nrunner = "local"\nthreshold = 0.999\nmax_trials = 2\n')
     builds = build_runner().run("mlci-1-fetch")
 
     logs = logs_of(builds)
     assert [(b.job, b.result) for b in builds] == [
         ("mlci-1-fetch", "SUCCESS"), ("mlci-2-launch", "SUCCESS"), ("mlci-3-train", "SUCCESS"),
         ("mlci-4-check", "SUCCESS"), ("mlci-5-notify", "SUCCESS"),
-        ("mlci-2-launch", "SUCCESS"), ("mlci-3-train", "SUCCESS"), ("mlci-4-check", "SUCCESS"),
-        ("mlci-5-notify", "SUCCESS")], logs
+        # trial 1 spends the budget: from its job 3 on, the run is yellow, and job 5 still announces it
+        ("mlci-2-launch", "SUCCESS"), ("mlci-3-train", "UNSTABLE"), ("mlci-4-check", "UNSTABLE"),
+        ("mlci-5-notify", "UNSTABLE")], logs
     run_id = builds[1].params["RUN_ID"]
     assert all(b.params["RUN_ID"] == run_id and b.params["COMMIT"] == sha for b in builds[1:]), logs
     assert [b.params["TRIAL"] for b in builds if b.job == "mlci-3-train"] == ["0", "1"]
@@ -413,7 +553,12 @@ def test_the_six_scripts_run_as_the_rendered_triggers_say(tmp_path, build_runner
     run = RunStore(tmp_path / "mlci-home").run(run_id)
     record = run.record()
     assert (record.commit, record.status) == (sha, "exhausted")
+    assert builds[3].description.startswith("trial 0: accuracy ") and builds[3].description.endswith("< 0.999")
+    assert builds[8].description == (f"best trial {record.best_trial}: accuracy {record.best_value:.4f} < 0.999 "
+                                     "(budget spent: max_trials (2) reached)")
     assert (run.best_dir / "model.joblib").exists() and (run.best_dir / "metrics.json").exists()
+    assert builds[8].reports and builds[8].plot_points == [str(record.best_value)]
+    assert not builds[4].reports  # a build that only starts the next trial publishes nothing
     events = [json.loads(p.read_text()).get("event") for p in run.outbox.rglob("*.json")]
     assert "budget-exhausted" in events, logs
 
@@ -421,13 +566,16 @@ def test_the_six_scripts_run_as_the_rendered_triggers_say(tmp_path, build_runner
 @pytest.mark.slow
 def test_a_failing_trial_fails_job_three_which_triggers_the_monitor(tmp_path, build_runner):
     """BuildRunner stands in for Jenkins (it cannot be downloaded here); git and mlci are real."""
-    broken = KNN.replace("    return KNeighborsClassifier(", "    raise ValueError('broken on purpose')  # ")
+    broken = SGD.replace("    return SGDClassifier(", "    raise ValueError('broken on purpose')  # ")
     model_repo(tmp_path / "models", broken, 'dataset = "digits"\nrunner = "local"\nmax_restarts = 0\n')
     builds = build_runner().run("mlci-1-fetch")
     logs = logs_of(builds)
     assert [(b.job, b.result) for b in builds[:3]] == [
         ("mlci-1-fetch", "SUCCESS"), ("mlci-2-launch", "SUCCESS"), ("mlci-3-train", "FAILURE")], logs
     assert "trial 0 failed" in builds[2].log, logs
-    # job 6 is built for the failed run (what `mlci monitor --once` then does is issue 6's to test)
-    assert [b.job for b in builds[3:]] == ["mlci-6-monitor"], logs
+    assert "broken on purpose" in builds[2].log  # the trial's own traceback reached the console
+    assert builds[2].description.startswith("trial 0: failed (accuracy threshold 0.8) (run failed: trial 0 failed")
+    # job 6 is built for the failed run (what `mlci monitor --once` then does is issue 6's to test); the run
+    # stays failed, so it is red too
+    assert [(b.job, b.result) for b in builds[3:]] == [("mlci-6-monitor", "FAILURE")], logs
     assert builds[3].params["RUN_ID"] == builds[1].params["RUN_ID"] != ""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mlci.cli._common import SEE_EXIT_HELP, console, handle_errors, home_option, out
+from mlci.cli._common import SEE_EXIT_HELP, _open, console, handle_errors, home_option, out, run_option
 
 
 _PROJECT_OPTIONS = (("git_url", "--git-url", "the model repository Jenkins checks out (job 1's git SCM)"),
@@ -65,11 +65,15 @@ def jenkins_render(out_dir: Path, jobs_dir: Path | None, settings: tuple[str, ..
 @project_options
 @handle_errors
 def jenkins_deploy(jobs_dir: Path | None, settings: tuple[str, ...], **options) -> None:
-    """Create or update the six jobs and the view on $JENKINS_URL."""
+    """Create or update the six jobs and the view on $JENKINS_URL.
+
+    The server's plugins are checked first: a missing required plugin is named (one line each) and
+    nothing is created (exit 2)."""
     from mlci.integrations import jenkins
 
     credentials = jenkins.credentials_from_env()
-    done = jenkins.deploy(credentials, jobs_dir=jobs_dir, values=project_values_from(options, settings))
+    done = jenkins.deploy(credentials, jobs_dir=jobs_dir, values=project_values_from(options, settings),
+                          echo=lambda line: click.echo(f"mlci: {line}", err=True))
     out.print(f"deployed {len(done.jobs)} jobs and {len(done.views)} view(s) to {credentials.url}: "
               + ", ".join(done.jobs + done.views))
 
@@ -97,7 +101,7 @@ def jenkins_trigger(job: str, params: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @handle_errors
 def jenkins_status(prefix: str, as_json: bool) -> None:
-    """Last build of each of the six jobs on $JENKINS_URL."""
+    """Last build of each of the six jobs on $JENKINS_URL: its result and its line (trial, metric, threshold)."""
     import dataclasses
     import json
 
@@ -109,11 +113,11 @@ def jenkins_status(prefix: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(item) for item in found], indent=2))
         return
-    table = Table("job", "state", "last build", "result")
+    table = Table("job", "state", "last build", "result", "trial / metric")
     for item in found:
         state = "missing" if not item.exists else ("queued" if item.in_queue else item.color or "")
         result = "building" if item.building else (item.result or "")
-        table.add_row(item.job, state, str(item.last_build or ""), result)
+        table.add_row(item.job, state, str(item.last_build or ""), result, item.description or "")
     out.print(table)
 
 
@@ -130,6 +134,32 @@ def jenkins_decide(status_file: Path, retrain_file: Path) -> None:
     console.print(f"mlci: {decision.action}: {decision.reason}")
     if decision.event:
         click.echo(decision.event)
+
+
+@jenkins_group.command("result")
+@run_option
+@click.option("--trial", "trial_number", type=int, help="The trial this build handled [default: the best so far].")
+@click.option("--publish", "publish_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also copy the report, best model, trend and mail body here for the job's publishers.")
+@home_option
+@handle_errors
+def jenkins_result(run_id: str, trial_number: int | None, publish_dir: Path | None, home: Path | None) -> None:
+    """A job's last step: print the build's description line and exit with its result, the run oracle's verdict.
+
+    \b
+    Exit 0 SUCCESS: threshold met, or below it with budget left (the chain goes on)
+    Exit 3 UNSTABLE: budget spent below the threshold (the jobs' unstable-return)
+    Exit 5 FAILURE:  the run failed (its trial cannot train, or mlci could not go on)"""
+    from mlci.integrations import jenkins_build
+
+    _, run = _open(home, run_id)
+    if publish_dir is not None:
+        for path in jenkins_build.publish(run, publish_dir):
+            click.echo(f"published {path}", err=True)
+    result = jenkins_build.build_result(run, trial_number)
+    click.echo(f"{jenkins_build.DESCRIPTION_PREFIX}{result.description}")
+    click.echo(f"mlci: build result {result.result} (exit {result.exit_code})", err=True)
+    sys.exit(result.exit_code)
 
 
 @click.group("hook", epilog=SEE_EXIT_HELP)

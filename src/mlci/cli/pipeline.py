@@ -167,7 +167,8 @@ def fetch(source, ref, model, config_path, threshold, max_trials, runner, home, 
 @run_option
 @home_option
 @click.option("--runner", type=click.Choice(["local", "docker", "auto"]), help="[default: the run's config].")
-@click.option("--wait", "wait_too", is_flag=True, help="Also wait for the trial to finish.")
+@click.option("--wait", "wait_too", is_flag=True,
+              help="Also wait for the trial to finish, streaming its output (each epoch and its metric, restarts).")
 @properties_option
 @handle_errors
 def launch(run_id, home, runner, wait_too, properties):
@@ -186,8 +187,16 @@ def launch(run_id, home, runner, wait_too, properties):
     trial = launched.trial
     _properties(properties, {"RUN_ID": run_id, "TRIAL": trial.number})
     if wait_too:
-        state = follow(run_, trial, launched.runner, launched.handle, run_.record().config)
+        with _trial_console(trial) as events:
+            state = follow(run_, trial, launched.runner, launched.handle, run_.record().config, events)
         _trial_verdict(trial, state)
+
+
+def _trial_console(trial):
+    """The trial's log, streamed to stdout as it grows (plain lines unless stdout is a terminal)."""
+    from mlci.cli.stream import LogFollower
+
+    return LogFollower(trial.log_path, lambda line: click.echo(line), raw=sys.stdout.isatty())
 
 
 
@@ -214,9 +223,11 @@ def _trial_verdict(trial, state) -> None:
 @home_option
 @handle_errors
 def wait(run_id, trial_number, timeout, keep_going, home):
-    """Job 3: wait for a trial to finish (restarting it from its checkpoint if it is killed), collect its metrics."""
+    """Job 3: wait for a trial to finish (restarting it from its checkpoint if it is killed), collect its metrics.
+
+    The trial's output is streamed as it trains: each epoch with its metric, its own prints, restarts."""
     from mlci.core.errors import TrialError
-    from mlci.orchestration.steps import wait_for
+    from mlci.orchestration.steps import trial_to_wait, wait_for
 
     _, run_ = _open(home, run_id)
     if timeout is not None:
@@ -227,7 +238,8 @@ def wait(run_id, trial_number, timeout, keep_going, home):
 
         _signal.signal(_signal.SIGALRM, _timeout)
         _signal.setitimer(_signal.ITIMER_REAL, timeout)
-    trial, state = wait_for(run_, trial_number)
+    with _trial_console(trial_to_wait(run_, trial_number)) as events:
+        trial, state = wait_for(run_, trial_number, events)
     if timeout is not None:
         _signal.setitimer(_signal.ITIMER_REAL, 0)
     if keep_going and state.status == TrialStatus.FAILED and not run_.record().status.is_finished():

@@ -9,7 +9,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug: unexpected exception (traceback printed)
 EXIT_USAGE = 2  # wrong call or invalid configuration / input file
-EXIT_BELOW_THRESHOLD = 3  # metric below the threshold / budget spent without meeting it
+EXIT_BELOW_THRESHOLD = 3  # metric below the threshold / budget spent without meeting it (Jenkins: UNSTABLE)
 EXIT_DETECTION = 4  # model code unreadable or of an unsupported kind
 EXIT_TRIAL_FAILED = 5  # training failed (build_model raised, process died, crash loop)
 EXIT_METRICS = 6  # metrics missing or corrupt
@@ -22,7 +22,8 @@ EXIT_CODES = {
     EXIT_OK: "success: threshold met, or the command did what it was asked",
     EXIT_INTERNAL: "internal error (a bug: please report the traceback)",
     EXIT_USAGE: "usage or configuration error",
-    EXIT_BELOW_THRESHOLD: "metric below the threshold (budget spent without meeting it)",
+    EXIT_BELOW_THRESHOLD: "metric below the threshold (budget spent without meeting it); the Jenkins jobs' "
+                          "unstable-return: UNSTABLE",
     EXIT_DETECTION: "model kind could not be detected or is unsupported",
     EXIT_TRIAL_FAILED: "a trial failed to train",
     EXIT_METRICS: "metrics missing or corrupt",

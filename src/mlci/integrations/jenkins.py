@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from mlci.core.errors import RunnerError, UsageError
 
@@ -196,13 +196,59 @@ class Deployed:
     views: list[str]
 
 
-def deploy(credentials: Credentials, *, jobs_dir: Path | None = None,
-           values: Mapping[str, Any] | None = None) -> Deployed:
-    """Create or update the six jobs and the view on the server (JJB's `update`, without its cache)."""
+# The plugins the rendered jobs and view use (short name as the Plugin Manager lists it, what it does here).
+# core features (build discarder, timer trigger, artifact archiving + fingerprints) need none.
+REQUIRED_PLUGINS = {
+    "git": "Git: job 1 checks out the model repository",
+    "github": "GitHub: job 1's push trigger",
+    "parameterized-trigger": "Parameterized Trigger: the chain 1 -> 2 -> 3 -> 4 -> 5 (-> 2) and 3 -> 6",
+    "email-ext": "Email Extension: job 5's mail",
+    "build-pipeline-plugin": "Build Pipeline: the mlci-pipeline view",
+    "htmlpublisher": "HTML Publisher: report.html on the build page",
+    "description-setter": "Description Setter: the build's line 'trial 3: accuracy 0.912 < 0.95'",
+    "plot": "Plot: the best metric's trend across builds",
+    "timestamper": "Timestamper: timestamps in the console",
+}
+
+
+def installed_plugins(credentials: Credentials) -> dict[str, bool]:
+    """Short name -> active, as the server's pluginManager/api/json?depth=1 lists them."""
+    with _talking_to(credentials, "reading the installed plugins"):
+        plugins = list((_server(credentials).get_plugins(depth=1) or {}).values())
+    return {str(p.get("shortName")): bool(p.get("active", True)) and bool(p.get("enabled", True))
+            for p in plugins if isinstance(p, dict) and p.get("shortName")}
+
+
+def missing_plugins(credentials: Credentials) -> list[str]:
+    """One line per required plugin that is not installed (or installed but disabled) on the server."""
+    installed = installed_plugins(credentials)
+    lines = []
+    for name, role in REQUIRED_PLUGINS.items():
+        if name not in installed:
+            lines.append(f"missing plugin '{name}' ({role}) on {credentials.url}")
+        elif not installed[name]:
+            lines.append(f"plugin '{name}' ({role}) is installed but disabled on {credentials.url}")
+    return lines
+
+
+def deploy(credentials: Credentials, *, jobs_dir: Path | None = None, values: Mapping[str, Any] | None = None,
+           echo: Callable[[str], None] | None = None) -> Deployed:
+    """Create or update the six jobs and the view on the server (JJB's `update`, without its cache).
+
+    First the server's plugins are read: each required one that is missing is named (echo, one line each)
+    and nothing is created.
+    """
     source = find_jobs_dir(jobs_dir)
     with _prepared(source, values or {}) as prepared:
         manager, xml_jobs, xml_views = _generate(
             prepared, _jjb_config(credentials.url, credentials.user, credentials.token))
+    missing = missing_plugins(credentials)
+    if missing:
+        for line in missing:
+            (echo or (lambda _line: None))(line)
+        raise UsageError(f"{credentials.url}: {len(missing)} required plugin(s) missing; nothing was deployed",
+                         hint="install them (Manage Jenkins > Plugins > Available plugins), restart Jenkins, "
+                              "then run `mlci jenkins deploy` again; docs/jenkins-10-minutes.md lists them")
     with _talking_to(credentials, "deploying the jobs"):
         manager.update_jobs(xml_jobs, n_workers=1)
         manager.update_views(xml_views, n_workers=1)
@@ -229,6 +275,7 @@ class JobStatus:
     result: str | None = None  # SUCCESS | FAILURE | ... | None while building
     building: bool = False
     url: str | None = None
+    description: str | None = None  # the build's line: "trial 3: accuracy 0.9120 < 0.95 (...)"
 
 
 def status(credentials: Credentials, *, prefix: str = "mlci") -> list[JobStatus]:
@@ -248,6 +295,7 @@ def status(credentials: Credentials, *, prefix: str = "mlci") -> list[JobStatus]
                 build = server.get_build_info(name, int(last["number"]))
                 entry.last_build, entry.result = int(last["number"]), build.get("result")
                 entry.building = bool(build.get("building"))
+                entry.description = build.get("description") or None
             found.append(entry)
     return found
 

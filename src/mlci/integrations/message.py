@@ -5,10 +5,11 @@ Stored in the outbox as an `OutboxMessage` before any channel sends it (integrat
 from __future__ import annotations
 
 import html
+import os
 from dataclasses import asdict
 from datetime import datetime, timezone
 from email.utils import make_msgid
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, Field
 
@@ -21,6 +22,8 @@ from mlci.core.store import Record, Run, RunRecord, now_iso
 
 
 EVENTS = ("success", "budget-exhausted", "trial-failed", "pipeline-error")
+# The HTML Publisher's name for report.html in the Jenkins jobs and Jenkinsfile: served at BUILD_URL/report/.
+JENKINS_REPORT = "report"
 
 
 
@@ -107,6 +110,16 @@ def _trial_rows(run: Run) -> list[dict[str, Any]]:
     return rows
 
 
+def jenkins_links(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Under Jenkins (BUILD_URL set): the build's page and the report its HTML Publisher publishes there."""
+    env = os.environ if environ is None else environ
+    build_url = (env.get("BUILD_URL") or "").strip()
+    if not build_url.startswith(("http://", "https://")):
+        return {}
+    build_url = build_url if build_url.endswith("/") else build_url + "/"
+    return {"build_url": build_url, "report_url": f"{build_url}{JENKINS_REPORT}/"}
+
+
 def outcome_facts(run: Run, record: RunRecord, event: str, trial: int | None) -> dict[str, Any]:
     objective = Objective.of(record.config)
     metric, threshold, higher = objective.metric, objective.threshold, objective.higher_is_better
@@ -138,7 +151,7 @@ def outcome_facts(run: Run, record: RunRecord, event: str, trial: int | None) ->
         "best_hparams": best_row["hparams"] if best_row else {}, "trials_done": len(done),
         "trials": rows, "failed_trial": failed, "message": record.message,
         "created_at": record.created_at, "finished_at": record.finished_at, "duration_seconds": duration,
-        "run_dir": str(run.dir),
+        "run_dir": str(run.dir), **jenkins_links(),
     }
 
 
@@ -181,6 +194,7 @@ def _summary_lines(facts: dict[str, Any]) -> list[tuple[str, str]]:
         ("Duration", _seconds(facts["duration_seconds"])),
         *([("Message", facts["message"])] if facts["message"] else []),
         ("Run folder", facts["run_dir"]),
+        *([("Jenkins build", facts["build_url"]), ("Report", facts["report_url"])] if facts.get("build_url") else []),
     ]
 
 
@@ -219,6 +233,9 @@ def _html(subject: str, facts: dict[str, Any], attachment: str | None) -> str:
         + "".join(f"<td>{esc(cell)}</td>" for cell in cells) + "</tr>"
         for cells in _table(facts))
     plot = f"<p>The {esc(facts['metric'])} of each trial: see the attached {esc(attachment)}.</p>" if attachment else ""
+    if facts.get("build_url"):  # under Jenkins: links a reader can click
+        plot += (f"<p><a href='{esc(facts['report_url'])}'>The report on Jenkins</a> · "
+                 f"<a href='{esc(facts['build_url'])}'>the build</a></p>")
     return (f"<!DOCTYPE html><html><body style='font-family:sans-serif'><h2>{esc(subject)}</h2>"
             f"<table cellpadding='3'>{summary}</table><h3>Trials (★ best)</h3>"
             f"<table border='1' cellspacing='0' cellpadding='3'><tr>{head}</tr>{rows}</table>{plot}"

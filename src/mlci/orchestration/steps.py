@@ -43,9 +43,8 @@ def launch_next(run: Run, runner_name: str | None = None, notice: Callable[[str]
     return Launched(step.trial, handle, runner, oracle.outcome())
 
 
-def wait_for(run: Run, trial_number: int | None = None, events: Any = None) -> tuple[Trial, TrialState]:
-    """Job 3: follow a trial to its end (restarting it from its checkpoint if it dies); the oracle is told."""
-    oracle = RunOracle(run)
+def trial_to_wait(run: Run, trial_number: int | None = None) -> Trial:
+    """The trial job 3 waits for: the one named, else the latest."""
     trials = run.trials()
     if not trials:
         raise UsageError(f"run {run.id} has no trial", hint=f"start one with `mlci launch --run {run.id}`")
@@ -53,6 +52,13 @@ def wait_for(run: Run, trial_number: int | None = None, events: Any = None) -> t
     if not trial.dir.is_dir():
         raise UsageError(f"run {run.id} has no trial {trial.number}",
                          hint=f"its trials are {', '.join(str(t.number) for t in trials)}")
+    return trial
+
+
+def wait_for(run: Run, trial_number: int | None = None, events: Any = None) -> tuple[Trial, TrialState]:
+    """Job 3: follow a trial to its end (restarting it from its checkpoint if it dies); the oracle is told."""
+    oracle = RunOracle(run)
+    trial = trial_to_wait(run, trial_number)
     state = trial.state()
     if TrialStatus(state.status).is_finished():
         oracle.tell(trial)  # told already when it ended; telling again is harmless and heals a stopped teller
