@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -87,3 +90,86 @@ def test_best_is_replaced_atomically(tmp_path):
     assert (run.best_dir / "model.joblib").read_bytes() == b"model 0.700000"
     assert not any(p.name.startswith(".best") for p in run.dir.iterdir())
     assert os.path.isdir(run.best_dir)
+
+
+# ----------------------------------------------------------------------------- atomicity and the trial claim, raced
+
+_REWRITER = """
+import sys
+from pathlib import Path
+from mlci.core.store import write_json
+path, rounds = Path(sys.argv[1]), int(sys.argv[2])
+for n in range(rounds):
+    write_json(path, {"schema_version": 1, "round": n, "rows": [str(n) * 64] * 4000})
+"""
+
+
+def test_a_failed_write_leaves_the_old_content_and_no_temporary_file(tmp_path):
+    """A write that dies half-way (here: a value JSON cannot encode, after part of the file was produced)."""
+    path = tmp_path / "run.json"
+    write_json(path, {"schema_version": SCHEMA_VERSION, "status": "running"})
+    before = path.read_text()
+    with pytest.raises(TypeError):
+        write_json(path, {"schema_version": SCHEMA_VERSION, "rows": ["x" * 70_000], "status": object()})
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_a_write_replaces_the_file_by_rename_never_in_place(tmp_path):
+    """A reader holding the old file keeps reading the old content: the new one is a new file renamed over it."""
+    path = tmp_path / "run.json"
+    write_json(path, {"schema_version": SCHEMA_VERSION, "round": 1})
+    with open(path, encoding="utf-8") as held:
+        write_json(path, {"schema_version": SCHEMA_VERSION, "round": 2})
+        assert json.loads(held.read())["round"] == 1
+    assert json.loads(path.read_text())["round"] == 2
+
+
+def test_a_reader_never_sees_a_partial_file_while_another_process_rewrites_it(tmp_path):
+    path = tmp_path / "big.json"
+    write_json(path, {"schema_version": SCHEMA_VERSION, "round": -1})
+    writer = subprocess.Popen([sys.executable, "-c", _REWRITER, str(path), "150"])
+    seen, torn = set(), []
+    try:
+        while writer.poll() is None:
+            text = path.read_text()
+            try:
+                seen.add(json.loads(text)["round"])
+            except json.JSONDecodeError:
+                torn.append(len(text))
+    finally:
+        writer.wait(timeout=120)
+    assert writer.returncode == 0 and torn == [], f"{len(torn)} partial reads (sizes {torn[:5]})"
+    assert len(seen) > 1  # the reader really ran beside the writer
+
+
+_CLAIMER = """
+import os, sys
+from pathlib import Path
+from mlci.core.store import Run, RunStore
+run = Run(RunStore(sys.argv[1]), sys.argv[2])
+gate = Path(sys.argv[3])
+(gate.parent / f"ready-{os.getpid()}").touch()
+while not gate.exists():  # every claimer starts at the same instant
+    pass
+print(" ".join(str(run.new_trial().number) for _ in range(int(sys.argv[4]))))
+"""
+
+
+def test_trial_numbers_are_claimed_exclusively_by_racing_processes(tmp_path):
+    """Six processes claim 20 trials each at the same instant: 120 distinct numbers, each folder claimed once."""
+    run = make_run(tmp_path)
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    claimers = [subprocess.Popen([sys.executable, "-c", _CLAIMER, str(tmp_path), run.id, str(gates / "go"), "20"],
+                                 stdout=subprocess.PIPE, text=True) for _ in range(6)]
+    while len(list(gates.glob("ready-*"))) < len(claimers) and all(c.poll() is None for c in claimers):
+        time.sleep(0.05)
+    (gates / "go").touch()
+    claimed = []
+    for claimer in claimers:
+        out, _ = claimer.communicate(timeout=120)
+        assert claimer.returncode == 0
+        claimed.extend(int(n) for n in out.split())
+    assert len(claimed) == 120 and sorted(claimed) == list(range(120)), "a trial number was claimed twice"
+    assert run.trial_numbers() == list(range(120))

@@ -182,3 +182,62 @@ def test_check_of_a_trial_without_a_metric_is_below_the_threshold(tmp_path):
     assert (result.met, result.value, result.line()) == (False, None, "trial 1: failed, no accuracy (below the threshold)")
     done = mlci("check", "--run", run.id, "--trial", "1", "--home", str(tmp_path / "store"))
     assert done.returncode == 3 and done.stdout.strip() == "trial 1: failed, no accuracy (below the threshold)"
+
+
+@pytest.mark.parametrize("metric, threshold, values, compare", [
+    ("accuracy", 0.95, [0.9, 0.95], "accuracy 0.9500 ≥ 0.95"),
+    ("loss", 0.3, [0.5, 0.3], "loss 0.3000 ≤ 0.3"),
+])
+def test_a_trial_exactly_at_the_threshold_meets_it(tmp_path, metric, threshold, values, compare):
+    """"met" is reached, not passed: a metric equal to the threshold ends the run met (accuracy and loss)."""
+    run = make_run(tmp_path, metric=metric, threshold=threshold, max_trials=5)
+    trials = [trial_with(run, value) for value in values]
+    oracle = RunOracle(run)
+    oracle.tell(trials[-1])
+    record = run.record()
+    assert (record.status, record.reason, record.best_trial) == (RunStatus.MET, DoneReason.MET, 1)
+    assert record.message == f"trial 1 reached {compare}"
+    assert oracle.check(1).met and oracle.check(1).line() == f"trial 1: {compare} (met)"
+
+
+@pytest.mark.parametrize("values, patience, action", [
+    ([0.7, 0.6], 2, Action.PROPOSE),  # one trial without improvement: patience 2 not yet spent
+    ([0.7, 0.6, 0.65], 2, Action.DONE),  # two: spent
+    ([0.7, 0.6, 0.8, 0.75], 2, Action.PROPOSE),  # an improvement resets the count
+    ([0.7, 0.7], 1, Action.DONE),  # an equal value is no improvement
+    ([0.7], 1, Action.PROPOSE),  # the first trial is the baseline to improve on
+])
+def test_patience_counts_trials_since_the_last_improvement(tmp_path, values, patience, action):
+    run = make_run(tmp_path, threshold=0.95, max_trials=20, patience=patience)
+    for value in values:
+        trial_with(run, value)
+    step = RunOracle(run).ask()
+    assert step.action is action
+    if action is Action.DONE:
+        assert (step.reason, step.message) == (DoneReason.PATIENCE, f"no improvement in {patience} trials (patience)")
+
+
+@pytest.mark.parametrize("minutes_ago, action", [(3.0, Action.DONE), (1.5, Action.PROPOSE)])
+def test_max_minutes_ends_the_run_once_that_long_has_passed_since_it_was_created(tmp_path, minutes_ago, action):
+    """The clock starts at run.json's created_at (written back here; nothing sleeps): 2 minutes allowed."""
+    from datetime import datetime, timedelta, timezone
+
+    run = make_run(tmp_path, threshold=0.95, max_trials=20, max_minutes=2)
+    run.update(created_at=(datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)).isoformat(timespec="seconds"))
+    trial = trial_with(run, 0.5)
+    oracle = RunOracle(run)
+    oracle.tell(trial)
+    step = oracle.ask()
+    assert step.action is action
+    if action is Action.DONE:
+        assert (step.reason, step.message) == (DoneReason.TIME, "max_minutes (2) reached")
+        record = run.record()
+        assert (record.status, record.reason) == (RunStatus.EXHAUSTED, DoneReason.TIME)
+    else:
+        assert run.record().status == RunStatus.CREATED
+
+
+def test_a_run_with_max_minutes_and_none_elapsed_never_ends_for_time_before_its_first_trial(tmp_path):
+    run = make_run(tmp_path, threshold=0.95, max_trials=20, max_minutes=0.5)
+    step = RunOracle(run).ask()
+    assert step.action is Action.LAUNCH and step.trial.number == 0
