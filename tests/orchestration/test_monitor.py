@@ -341,6 +341,7 @@ def test_a_crash_loop_stops_at_max_restarts_with_the_reason(tmp_path, home):
     state = run.trial(0).state()
     assert state.status == "failed" and len(state.restarts) == 2
     assert [r.reason for r in state.restarts] == ["killed by SIGKILL"] * 2
+    assert [r.exit_code for r in state.restarts] == [137] * 2 and state.exit_code == 137  # 128 + SIGKILL (9)
     assert state.reason.startswith("crash loop: gave up after 2 restarts; killed by SIGKILL; last log lines: trial 0:")
 
 
@@ -413,7 +414,7 @@ def test_two_processes_settling_one_death_relaunch_it_once(tmp_path, home):
     runner = LocalRunner()
     handle = launch_trial(run, trial, runner, config)
     dead = runner.wait(handle)
-    assert dead.state == "killed"
+    assert (dead.state, dead.exit_code, dead.signal, dead.reason) == ("killed", 137, 9, "killed by SIGKILL")
     first = settle(run, trial, runner, config, handle, dead)
     second = settle(run, trial, runner, config, handle, dead)
     assert first.action == "restarted" and second.action == "adopted" and second.handle == first.handle
