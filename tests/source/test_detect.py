@@ -17,11 +17,7 @@ from mlci.source._detect_source import decode, normalize
 from mlci.core.config import validate_config
 from mlci.source.detect import Detection, detect
 from mlci.core.errors import EXIT_DETECTION, EXIT_USAGE, DetectionError, UsageError
-
-try:
-    import hypothesmith
-except ImportError:  # a dev extra; the test that needs it says so when skipped
-    hypothesmith = None
+from skips import require_module
 
 CASES_DIR = Path(__file__).parent / "detect_cases"
 CASES = tomllib.loads((CASES_DIR / "cases.toml").read_text(encoding="utf-8"))["case"]
@@ -271,15 +267,18 @@ def test_random_bytes_as_notebook_never_crash(tmp_path: Path, data: bytes):
 
 @pytest.mark.slow  # generating programs from the grammar takes seconds
 @pytest.mark.filterwarnings("ignore::SyntaxWarning")  # hypothesmith compiles what it writes
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
-@pytest.mark.skipif(hypothesmith is None, reason="needs hypothesmith (pip install -e '.[dev]')")
-@given(source=hypothesmith.from_grammar() if hypothesmith else st.just(""))
-def test_random_python_never_crashes(tmp_path: Path, source: str):
-    """hypothesmith writes syntactically valid but arbitrary Python from the grammar."""
-    path = tmp_path / "random.py"
-    path.write_bytes(source.encode("utf-8", "surrogatepass"))
-    _outcome(path)
+def test_random_python_never_crashes(tmp_path: Path):
+    """hypothesmith (a dev extra: CI fails without it) writes syntactically valid but arbitrary Python."""
+    hypothesmith = require_module("hypothesmith", "dev")
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(source=hypothesmith.from_grammar())
+    def check(source: str):
+        path = tmp_path / "random.py"
+        path.write_bytes(source.encode("utf-8", "surrogatepass"))
+        _outcome(path)
+
+    check()
 
 
 NOISE = st.sampled_from([
