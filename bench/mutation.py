@@ -136,7 +136,7 @@ def main() -> int:
         results.append(result)
         for survivor in result["survivors"]:
             console.print(f"  [yellow]{survivor['result']}[/] {survivor['mutant']}")
-            console.print("    " + "\n    ".join(survivor["diff"].splitlines()[3:]), markup=False, highlight=False)
+            print("    " + "\n    ".join(survivor["diff"].splitlines()[3:]), flush=True)
         if result["error"]:
             console.print(f"  [red]no mutants measured[/]: {result['error']}", markup=False)
     table = Table(title="mutation score (bench/mutation.py, mutmut)")

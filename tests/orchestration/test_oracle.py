@@ -241,3 +241,106 @@ def test_a_run_with_max_minutes_and_none_elapsed_never_ends_for_time_before_its_
     run = make_run(tmp_path, threshold=0.95, max_trials=20, max_minutes=0.5)
     step = RunOracle(run).ask()
     assert step.action is Action.LAUNCH and step.trial.number == 0
+
+
+# ----------------------------------------------------------------------------- every answer's facts (mutation-tested)
+
+
+@pytest.mark.parametrize("status, code", [(RunStatus.MET, 0), (RunStatus.EXHAUSTED, 3), (RunStatus.FAILED, 5),
+                                          (RunStatus.CREATED, 3), (RunStatus.INTERRUPTED, 3)])
+def test_exit_codes_of_run_statuses_and_done_steps(status, code):
+    from mlci.orchestration.oracle import Step, exit_code_for
+
+    assert exit_code_for(status) == code
+    reason = {RunStatus.MET: DoneReason.MET, RunStatus.EXHAUSTED: DoneReason.BUDGET,
+              RunStatus.FAILED: DoneReason.TRIAL_FAILED}.get(status)
+    if reason is not None:
+        assert Step(Action.DONE, reason=reason).exit_code == code
+    assert Step(Action.LAUNCH).exit_code == 0 and Step(Action.PROPOSE).exit_code == 0
+
+
+def test_the_latest_measured_trial_and_a_clear_error_before_any(tmp_path):
+    from mlci.core.errors import MetricsError
+
+    run = make_run(tmp_path)
+    oracle = RunOracle(run)
+    with pytest.raises(MetricsError) as info:
+        oracle.latest_measured()
+    assert info.value.one_line() == ("run knn-1 has no trial with metrics yet; train one first: `mlci launch --run "
+                                     "knn-1`, then `mlci wait --run knn-1`")
+    trial_with(run, 0.5)
+    trial_with(run, 0.7)
+    trial_with(run, status=TrialStatus.PENDING)
+    assert oracle.latest_measured().number == 1
+    result = oracle.check()
+    assert (result.trial, result.value, result.met, result.status) == (1, 0.7, False, TrialStatus.SUCCEEDED)
+    assert result.line() == "trial 1: accuracy 0.7000 < 0.8 (below the threshold)"
+
+
+def test_the_outcome_tells_every_fact_of_a_run_going_on_and_then_ended(tmp_path):
+    run = make_run(tmp_path, threshold=0.8, max_trials=5)
+    oracle = RunOracle(run)
+    trial_with(run, 0.5)
+    trial_with(run, status=TrialStatus.RUNNING)
+    oracle.tell(run.trial(0))
+    going = oracle.outcome()
+    assert (going.run_id, going.status, going.reason, going.message, going.best_trial, going.best_value) == (
+        "knn-1", RunStatus.CREATED, None, None, 0, 0.5)
+    assert (going.trials, going.trials_done, going.finished_at, going.finished, going.event) == (2, 1, None, False,
+                                                                                                   None)
+    assert going.next.action is Action.LAUNCH and going.next.trial.number == 1 and going.exit_code == 3
+    assert going.objective == oracle.objective and run.trial_numbers() == [0, 1]  # asking created nothing
+    run.trial(1).update_state(status=TrialStatus.SUCCEEDED)
+    write_json(run.trial(1).metrics_path, MetricsRecord(trial=1, value=0.85))
+    oracle.tell(run.trial(1))
+    ended = oracle.outcome()
+    assert (ended.status, ended.reason, ended.best_trial, ended.best_value, ended.trials, ended.trials_done) == (
+        RunStatus.MET, DoneReason.MET, 1, 0.85, 2, 2)
+    assert ended.message == "trial 1 reached accuracy 0.8500 ≥ 0.8" and ended.finished_at == run.record().finished_at
+    assert (ended.finished, ended.event, ended.exit_code) == (True, "success", 0)
+    assert (ended.next.action, ended.next.reason, ended.next.message) == (Action.DONE, DoneReason.MET, ended.message)
+
+
+def test_an_error_ends_the_run_failed_with_its_line_and_an_interrupt_asks_for_a_rerun(tmp_path):
+    from mlci.core.errors import RunnerError
+
+    run = make_run(tmp_path)
+    oracle = RunOracle(run)
+    oracle.interrupt()
+    record = run.record()
+    assert (record.status, record.message) == (RunStatus.INTERRUPTED,
+                                               "interrupted; run the same command again to continue")
+    assert record.finished_at is None and not oracle.outcome().finished
+    ended = oracle.fail(RunnerError("no Docker engine answers", hint="start one"))
+    assert (ended.status, ended.reason, ended.message) == (RunStatus.FAILED, DoneReason.ERROR,
+                                                          "no Docker engine answers; start one")
+    assert ended.finished_at and run.record() == ended
+    assert (oracle.outcome().event, oracle.outcome().exit_code) == ("pipeline-error", 5)
+
+
+def test_next_launches_the_baseline_then_the_strategys_proposal(tmp_path):
+    run = make_run(tmp_path, threshold=0.99, max_trials=3)
+    oracle = RunOracle(run)
+    first = oracle.next()
+    assert (first.action, first.trial.number) == (Action.LAUNCH, 0)
+    oracle.tell(trial_with_metrics(run, first.trial, 0.9))
+    second = oracle.next()
+    assert (second.action, second.trial.number) == (Action.LAUNCH, 1)
+    record = second.trial.hparams()
+    assert record.proposed_by != "baseline" and record.hparams != {"n_neighbors": 5}
+    assert run.record().status == RunStatus.CREATED  # a launch is not a verdict
+
+
+def test_next_finishes_the_run_when_done_unless_trials_are_busy(tmp_path):
+    run = make_run(tmp_path, threshold=0.8, max_trials=5)
+    trial_with(run, 0.9)
+    busy = RunOracle(run).next(busy={7})
+    assert busy.action is Action.DONE and run.record().status == RunStatus.CREATED
+    done = RunOracle(run).next()
+    assert (done.action, done.reason) == (Action.DONE, DoneReason.MET) and run.record().status == RunStatus.MET
+
+
+def trial_with_metrics(run, trial, value):
+    write_json(trial.metrics_path, MetricsRecord(trial=trial.number, value=value))
+    trial.update_state(status=TrialStatus.SUCCEEDED)
+    return trial
