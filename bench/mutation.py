@@ -44,7 +44,7 @@ TARGETS = {
                         ("tests/core/test_objective.py", "tests/orchestration/test_oracle.py")),
     "oracle (budget, stop rules)": Target(("src/mlci/orchestration/oracle.py",),
                                           ("tests/orchestration/test_oracle.py", "tests/core/test_objective.py"),
-                                          keyword="not launch_answers and not check_of_a_trial_without"),
+                                          keyword="not launch_answers"),
     "states": Target(("src/mlci/core/states.py",),
                      ("tests/core/test_objective.py", "tests/orchestration/test_oracle.py")),
     "store": Target(("src/mlci/core/store.py",), ("tests/core/test_store.py", "tests/orchestration/test_oracle.py")),

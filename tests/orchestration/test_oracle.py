@@ -10,6 +10,7 @@ import pytest
 
 from conftest import mlci, write_model
 from mlci.core.config import Config
+from mlci.core.errors import MetricsError
 from mlci.core.states import DoneReason, RunStatus, TrialStatus
 from mlci.core.store import HparamsRecord, Kind, MetricsRecord, RunRecord, RunStore, write_json
 from mlci.orchestration.oracle import Action, RunOracle
@@ -260,8 +261,6 @@ def test_exit_codes_of_run_statuses_and_done_steps(status, code):
 
 
 def test_the_latest_measured_trial_and_a_clear_error_before_any(tmp_path):
-    from mlci.core.errors import MetricsError
-
     run = make_run(tmp_path)
     oracle = RunOracle(run)
     with pytest.raises(MetricsError) as info:
@@ -269,12 +268,49 @@ def test_the_latest_measured_trial_and_a_clear_error_before_any(tmp_path):
     assert info.value.one_line() == ("run knn-1 has no trial with metrics yet; train one first: `mlci launch --run "
                                      "knn-1`, then `mlci wait --run knn-1`")
     trial_with(run, 0.5)
+    trial_with(run, 0.6)
     trial_with(run, 0.7)
     trial_with(run, status=TrialStatus.PENDING)
-    assert oracle.latest_measured().number == 1
+    assert oracle.latest_measured().number == 2
     result = oracle.check()
-    assert (result.trial, result.value, result.met, result.status) == (1, 0.7, False, TrialStatus.SUCCEEDED)
-    assert result.line() == "trial 1: accuracy 0.7000 < 0.8 (below the threshold)"
+    assert (result.trial, result.value, result.met, result.status) == (2, 0.7, False, TrialStatus.SUCCEEDED)
+    assert result.line() == "trial 2: accuracy 0.7000 < 0.8 (below the threshold)"
+    assert oracle.check(0).value == 0.5 and oracle.check(0).run_id == "knn-1"
+
+
+@pytest.mark.parametrize("status", [TrialStatus.FAILED, TrialStatus.PRUNED])
+def test_check_of_a_failed_or_pruned_trial_is_below_without_a_value_unless_it_has_metrics(tmp_path, status):
+    run = make_run(tmp_path, threshold=0.8)
+    trial_with(run, status=status)
+    result = RunOracle(run).check(0)
+    assert (result.run_id, result.trial, result.value, result.objective, result.status, result.met) == (
+        "knn-1", 0, None, RunOracle(run).objective, status, False)
+    assert result.line() == f"trial 0: {status}, no accuracy (below the threshold)"
+    write_json(run.trial(0).metrics_path, MetricsRecord(trial=0, value=0.9))  # pruned after a last report
+    result = RunOracle(run).check(0)
+    assert (result.value, result.met, result.line()) == (0.9, True, "trial 0: accuracy 0.9000 ≥ 0.8 (met)")
+    with pytest.raises(MetricsError):
+        RunOracle(make_run(tmp_path / "b")).check(0)  # no metrics, not failed: a metrics error, not "below"
+
+
+def test_a_strategy_with_nothing_left_to_try_ends_the_run_exhausted(tmp_path):
+    model = write_model(tmp_path / "nb", '''
+        from sklearn.naive_bayes import GaussianNB
+        HPARAMS = {}
+        def build_model(hp):
+            return GaussianNB()
+    ''', "nb.py")
+    run = RunStore(tmp_path / "store").open_run(RunRecord(
+        run_id="nb-1", model_name="nb", model_file=str(model), source_dir=str(model.parent), content_hash="c",
+        config=Config(strategy="ladder", dataset="digits", threshold=0.99, max_trials=5)))
+    oracle = RunOracle(run)
+    oracle.tell(trial_with_metrics(run, oracle.next().trial, 0.8))
+    step = oracle.next()
+    assert (step.action, step.reason, step.message) == (Action.DONE, DoneReason.STRATEGY,
+                                                        "the strategy has nothing left to try")
+    record = run.record()
+    assert (record.status, record.reason, record.message) == (RunStatus.EXHAUSTED, DoneReason.STRATEGY,
+                                                              "the strategy has nothing left to try")
 
 
 def test_the_outcome_tells_every_fact_of_a_run_going_on_and_then_ended(tmp_path):
