@@ -125,7 +125,7 @@ def test_a_raised_threshold_reopens_a_met_run(tmp_path):
     assert oracle.ask().action is Action.PROPOSE
     oracle.start()
     record = run.record()
-    assert (record.status, record.reason, record.finished_at) == (RunStatus.RUNNING, None, None)
+    assert (record.status, record.reason, record.finished_at, record.message) == (RunStatus.RUNNING, None, None, None)
 
 
 def test_optimize_searches_on_after_the_threshold_until_the_budget(tmp_path):
