@@ -26,7 +26,7 @@ MODEL = '''
 
 def make_run(tmp_path, **config):
     model = write_model(tmp_path / "m", MODEL, "knn.py")
-    config = Config(strategy="ladder", dataset="digits", **config)
+    config = Config(**{"strategy": "ladder", "dataset": "digits", **config})
     return RunStore(tmp_path / "store").open_run(RunRecord(
         run_id="knn-1", model_name="knn", model_file=str(model), source_dir=str(model.parent), content_hash="c",
         kind=Kind(framework="sklearn", architecture="classical"), config=config))
@@ -380,3 +380,19 @@ def trial_with_metrics(run, trial, value):
     write_json(trial.metrics_path, MetricsRecord(trial=trial.number, value=value))
     trial.update_state(status=TrialStatus.SUCCEEDED)
     return trial
+
+
+def test_the_verdict_tells_the_study_so_no_optuna_trial_is_left_running(tmp_path):
+    import optuna
+
+    from mlci.tuning.study import open_storage, storage_url, study_name
+
+    run = make_run(tmp_path, strategy="optuna", threshold=0.8, max_trials=5)
+    oracle = RunOracle(run)
+    oracle.tell(trial_with_metrics(run, oracle.next().trial, 0.5))
+    proposed = oracle.next().trial
+    assert proposed.hparams().proposed_by.startswith("optuna")
+    oracle.tell(trial_with_metrics(run, proposed, 0.9))  # met: the run ends without another proposal
+    assert run.record().status == RunStatus.MET
+    study = optuna.load_study(study_name=study_name(run), storage=open_storage(storage_url(run, None)))
+    assert [(t.state.name, t.value) for t in study.trials] == [("COMPLETE", 0.5), ("COMPLETE", 0.9)]
