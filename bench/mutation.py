@@ -137,6 +137,7 @@ def main() -> int:
         console.print(f"[bold]{name}[/]: mutating {', '.join(TARGETS[name].files)} ...")
         result = measure(name, TARGETS[name], args.workdir, args.timeout)
         results.append(result)
+        save(args.out, [result])  # module by module: a long run stopped early keeps what it measured
         for survivor in result["survivors"]:
             console.print(f"  [yellow]{survivor['result']}[/] {survivor['mutant']}")
             print("    " + "\n    ".join(survivor["diff"].splitlines()[3:]), flush=True)
@@ -153,12 +154,16 @@ def main() -> int:
     table.add_row("all", str(total), str(killed), str(total - killed),
                   f"{100 * killed / total:.1f}" if total else "—", f"{sum(r['seconds'] for r in results):.0f}")
     console.print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
-    merged = {**previous.get("modules", {}), **{r["module"]: r for r in results}}
-    args.out.write_text(json.dumps({"tool": "mutmut", "modules": merged}, indent=2, ensure_ascii=False) + "\n")
     console.print(f"wrote {args.out}")
     return 0
+
+
+def save(out: Path, results: list[dict]) -> None:
+    """Merge into the JSON of earlier runs (a module measured again replaces its entry)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    merged = {**previous.get("modules", {}), **{r["module"]: r for r in results}}
+    out.write_text(json.dumps({"tool": "mutmut", "modules": merged}, indent=2, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":
