@@ -376,3 +376,26 @@ def test_detection_never_imports_a_framework_or_the_users_code(tmp_path: Path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert done.stdout.strip() == "[]"
     assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- the architecture a layer name implies
+
+
+@pytest.mark.parametrize("name, expected", [
+    *[(n, ("cnn", False)) for n in ("Conv2D", "conv1d", "SeparableConv2D", "DepthwiseConv2D", "AtrousConvolution2D",
+                                     "Deconvolution2D", "LocallyConnected2D", "LazyConv2d", "separable_conv2d",
+                                     "depthwise_conv2d", "Convolution1D")],
+    *[(n, ("cnn", True)) for n in ("MaxPooling2D", "AveragePooling2D", "GlobalMaxPooling2D", "MaxPool2d",
+                                    "AdaptiveAvgPool2d", "max_pool2d", "UpSampling2D", "ZeroPadding2D")],
+    *[(n, ("rnn", False)) for n in ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "dynamic_rnn", "static_rnn",
+                                     "bidirectional_dynamic_rnn", "BasicLSTMCell", "LSTMBlockCell", "GRUBlockCell",
+                                     "BasicRNNCell")],
+    *[(n, ("ann", False)) for n in ("Dense", "Linear", "LazyLinear", "Bilinear", "dense", "fully_connected",
+                                     "linear")],
+    *[(n, (None, False)) for n in ("Dropout", "Flatten", "Embedding", "BatchNormalization", "Pool", "MaxPooling")],
+])
+def test_the_architecture_a_layer_name_implies(name, expected):
+    """Pooling, padding and upsampling only hint at a cnn (weak); a convolution, a recurrence or a dense layer decide."""
+    from mlci.source._detect_vocab import layer_arch
+
+    assert layer_arch(name) == expected
