@@ -50,7 +50,8 @@ TARGETS = {
     "store": Target(("src/mlci/core/store.py",), ("tests/core/test_store.py", "tests/orchestration/test_oracle.py")),
     "outbox (notify)": Target(("src/mlci/integrations/notify.py",), ("tests/integrations/test_notify.py",)),
     "failure classes": Target(("src/mlci/orchestration/lifecycle.py",), ("tests/orchestration/test_monitor.py",),
-                              ("failure_reason", "restartable", "backoff_delay")),
+                              ("failure_reason", "restartable", "backoff_delay"),
+                              keyword="verdicts_and_backoff or diagnosed_in_error or without_a_diagnosis"),
     "detection rules": Target(("src/mlci/source/_detect_vocab.py", "src/mlci/source/detect.py"),
                               ("tests/source/test_detect.py",),
                               ("layer_arch", "_layer_choice", "_architecture", "_pick_framework")),
@@ -90,7 +91,11 @@ def measure(name: str, target: Target, workdir: Path, timeout: float) -> dict:
         handle.write(mutmut_section(target))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
     started = time.monotonic()
-    run = subprocess.run([str(MUTMUT), "run", "--max-children", "1"], cwd=copy, env=env, capture_output=True,
+    # only the scored functions' mutants are run (mutmut's names: module.x_function, module.xǁClassǁmethod)
+    modules = [file.removeprefix("src/").removesuffix(".py").replace("/", ".") for file in target.files]
+    only = [pattern for module in modules for function in target.functions or ()
+            for pattern in (f"{module}.x_{function}__mutmut_*", f"{module}.xǁ*ǁ{function}__mutmut_*")]
+    run = subprocess.run([str(MUTMUT), "run", "--max-children", "1", *only], cwd=copy, env=env, capture_output=True,
                          text=True, timeout=timeout)
     seconds = time.monotonic() - started
     listed = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=copy, env=env, capture_output=True,
@@ -104,12 +109,13 @@ def measure(name: str, target: Target, workdir: Path, timeout: float) -> dict:
         mutants = {key: value for key, value in mutants.items() if function_of(key) in target.functions}
     survivors = []
     for key, result in sorted(mutants.items()):
-        if result != "killed":
+        if result not in ("killed", "timeout"):  # a mutant that makes a test hang is caught (mutmut counts it so)
             diff = subprocess.run([str(MUTMUT), "show", key], cwd=copy, env=env, capture_output=True, text=True,
                                   timeout=60).stdout
             survivors.append({"mutant": key, "result": result, "diff": diff.strip()})
     killed = sum(1 for result in mutants.values() if result in ("killed", "timeout"))
-    return {"module": name, "files": list(target.files), "tests": list(target.tests),
+    return {"module": name, "files": list(target.files), "tests": list(target.tests), "keyword": target.keyword,
+            "timeouts": sorted(key for key, result in mutants.items() if result == "timeout"),
             "functions": list(target.functions) if target.functions else None, "mutants": len(mutants),
             "killed": killed, "score": round(100 * killed / len(mutants), 1) if mutants else None,
             "seconds": round(seconds, 1), "exit_code": run.returncode, "survivors": survivors,

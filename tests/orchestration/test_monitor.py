@@ -417,6 +417,8 @@ def test_an_exit_the_harness_diagnosed_in_error_txt_is_final_and_its_line_is_the
     assert not restartable(Trial, exited) and failure_reason(Trial, exited) == (
         "build_model raised ValueError: no such layer")
     assert restartable(Trial, Status("exited", "1", exit_code=137))  # not a diagnosed exit code
+    (tmp_path / "error.txt").write_bytes("build_model raised ValueError: café ".encode() + b"\xff\n")
+    assert failure_reason(Trial, exited) == "build_model raised ValueError: café \ufffd"  # bad bytes never crash it
 
 
 def test_the_failure_reason_without_a_diagnosis_is_the_status_and_the_logs_last_lines(tmp_path):
