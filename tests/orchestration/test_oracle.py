@@ -13,7 +13,7 @@ from mlci.core.config import Config
 from mlci.core.errors import MetricsError
 from mlci.core.states import DoneReason, RunStatus, TrialStatus
 from mlci.core.store import HparamsRecord, Kind, MetricsRecord, RunRecord, RunStore, write_json
-from mlci.orchestration.oracle import Action, RunOracle
+from mlci.orchestration.oracle import Action, RunOracle, Step
 from mlci.orchestration.steps import status_facts
 
 MODEL = '''
@@ -250,7 +250,7 @@ def test_a_run_with_max_minutes_and_none_elapsed_never_ends_for_time_before_its_
 @pytest.mark.parametrize("status, code", [(RunStatus.MET, 0), (RunStatus.EXHAUSTED, 3), (RunStatus.FAILED, 5),
                                           (RunStatus.CREATED, 3), (RunStatus.INTERRUPTED, 3)])
 def test_exit_codes_of_run_statuses_and_done_steps(status, code):
-    from mlci.orchestration.oracle import Step, exit_code_for
+    from mlci.orchestration.oracle import exit_code_for
 
     assert exit_code_for(status) == code
     reason = {RunStatus.MET: DoneReason.MET, RunStatus.EXHAUSTED: DoneReason.BUDGET,
@@ -289,6 +289,7 @@ def test_check_of_a_failed_or_pruned_trial_is_below_without_a_value_unless_it_ha
     write_json(run.trial(0).metrics_path, MetricsRecord(trial=0, value=0.9))  # pruned after a last report
     result = RunOracle(run).check(0)
     assert (result.value, result.met, result.line()) == (0.9, True, "trial 0: accuracy 0.9000 ≥ 0.8 (met)")
+    assert result.status == status
     with pytest.raises(MetricsError):
         RunOracle(make_run(tmp_path / "b")).check(0)  # no metrics, not failed: a metrics error, not "below"
 
@@ -352,6 +353,25 @@ def test_an_error_ends_the_run_failed_with_its_line_and_an_interrupt_asks_for_a_
                                                           "no Docker engine answers; start one")
     assert ended.finished_at and run.record() == ended
     assert (oracle.outcome().event, oracle.outcome().exit_code) == ("pipeline-error", 5)
+    assert oracle.outcome().next == Step(Action.DONE, reason=DoneReason.ERROR, message="no Docker engine answers; start one")
+    oracle.finish(Step(Action.DONE, reason=DoneReason.BUDGET))  # a verdict without a message reads as ""
+    assert oracle.outcome().next == Step(Action.DONE, reason=DoneReason.BUDGET, message="")
+
+
+def test_the_outcome_of_a_new_run_writes_nothing(tmp_path):
+    run = make_run(tmp_path)
+    outcome = RunOracle(run).outcome()
+    assert (outcome.next.action, outcome.next.trial, outcome.trials) == (Action.LAUNCH, None, 0)
+    assert run.trials() == []
+
+
+def test_an_oracle_given_a_config_proposes_with_it_not_the_stored_one(tmp_path):
+    """`mlci run --strategy optuna` on a run stored with the ladder: the proposal comes from the config given."""
+    run = make_run(tmp_path, threshold=0.99, max_trials=5)
+    trial_with(run, 0.5)
+    config = run.record().config.model_copy(update={"strategy": "optuna"})
+    step = RunOracle(run, config).next()
+    assert step.action is Action.LAUNCH and step.trial.hparams().proposed_by.startswith("optuna")
 
 
 def test_next_launches_the_baseline_then_the_strategys_proposal(tmp_path):
