@@ -369,9 +369,48 @@ def test_an_oracle_given_a_config_proposes_with_it_not_the_stored_one(tmp_path):
     """`mlci run --strategy optuna` on a run stored with the ladder: the proposal comes from the config given."""
     run = make_run(tmp_path, threshold=0.99, max_trials=5)
     trial_with(run, 0.5)
-    config = run.record().config.model_copy(update={"strategy": "optuna"})
-    step = RunOracle(run, config).next()
+    config = run.record().config.model_copy(update={"strategy": "optuna", "threshold": 0.8})
+    oracle = RunOracle(run, config)
+    step = oracle.next()
     assert step.action is Action.LAUNCH and step.trial.hparams().proposed_by.startswith("optuna")
+    oracle.tell(trial_with_metrics(run, step.trial, 0.9))  # met: the study of that config learns it
+    assert run.record().status == RunStatus.MET
+    import optuna
+
+    from mlci.tuning.study import open_storage, storage_url, study_name
+
+    study = optuna.load_study(study_name=study_name(run), storage=open_storage(storage_url(run, None)))
+    assert [t.state.name for t in study.trials][-1] == "COMPLETE"
+
+
+def test_telling_a_run_without_trials_creates_none(tmp_path):
+    run = make_run(tmp_path)
+    RunOracle(run).tell()
+    assert run.trials() == [] and run.record().status == RunStatus.CREATED
+
+
+def test_best_follows_the_best_trial(tmp_path):
+    run = make_run(tmp_path, threshold=0.99, max_trials=9)
+    oracle = RunOracle(run)
+    for value in (0.5, 0.7, 0.6):
+        oracle.tell(trial_with(run, value))
+    assert (run.record().best_trial, run.record().best_value) == (1, 0.7)
+    assert json.loads((run.best_dir / "metrics.json").read_text())["value"] == 0.7
+
+
+def test_a_verdict_is_written_once_per_reason(tmp_path):
+    run = make_run(tmp_path)
+    oracle = RunOracle(run)
+    oracle.finish(Step(Action.DONE, reason=DoneReason.BUDGET, message="first"))
+    oracle.finish(Step(Action.DONE, reason=DoneReason.BUDGET, message="again"))  # the same verdict: kept
+    assert (run.record().reason, run.record().message) == (DoneReason.BUDGET, "first")
+    oracle.finish(Step(Action.DONE, reason=DoneReason.PATIENCE, message="other"))  # same status, other reason
+    assert (run.record().status, run.record().reason, run.record().message) == (RunStatus.EXHAUSTED,
+                                                                                DoneReason.PATIENCE, "other")
+    oracle.finish(Step(Action.DONE, reason=DoneReason.ERROR, message="broke"))
+    assert (run.record().status, run.record().message) == (RunStatus.FAILED, "broke")
+    with pytest.raises(AssertionError):
+        oracle.finish(Step(Action.DONE))  # a verdict needs a reason
 
 
 def test_next_launches_the_baseline_then_the_strategys_proposal(tmp_path):
