@@ -5,6 +5,7 @@ Each rule is checked where it lives: launch / propose / done with the reason, th
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -396,6 +397,13 @@ def test_best_follows_the_best_trial(tmp_path):
         oracle.tell(trial_with(run, value))
     assert (run.record().best_trial, run.record().best_value) == (1, 0.7)
     assert json.loads((run.best_dir / "metrics.json").read_text())["value"] == 0.7
+    shutil.rmtree(run.best_dir)  # lost (a half-done copy, a person's rm): the next verdict restores it
+    oracle.tell()
+    assert json.loads((run.best_dir / "metrics.json").read_text())["value"] == 0.7
+    for trial in run.trials():  # no measured trial any more: no best
+        trial.metrics_path.unlink()
+    oracle.tell()
+    assert (run.record().best_trial, run.record().best_value) == (None, None)
 
 
 def test_a_verdict_is_written_once_per_reason(tmp_path):
