@@ -393,10 +393,10 @@ def test_telling_a_run_without_trials_creates_none(tmp_path):
 def test_best_follows_the_best_trial(tmp_path):
     run = make_run(tmp_path, threshold=0.99, max_trials=9)
     oracle = RunOracle(run)
-    for value in (0.5, 0.7, 0.6):
+    for value, best in ((0.5, 0.5), (0.7, 0.7), (0.6, 0.7)):
         oracle.tell(trial_with(run, value))
+        assert json.loads((run.best_dir / "metrics.json").read_text())["value"] == best
     assert (run.record().best_trial, run.record().best_value) == (1, 0.7)
-    assert json.loads((run.best_dir / "metrics.json").read_text())["value"] == 0.7
     shutil.rmtree(run.best_dir)  # lost (a half-done copy, a person's rm): the next verdict restores it
     oracle.tell()
     assert json.loads((run.best_dir / "metrics.json").read_text())["value"] == 0.7
@@ -463,3 +463,43 @@ def test_the_verdict_tells_the_study_so_no_optuna_trial_is_left_running(tmp_path
     assert run.record().status == RunStatus.MET
     study = optuna.load_study(study_name=study_name(run), storage=open_storage(storage_url(run, None)))
     assert [(t.state.name, t.value) for t in study.trials] == [("COMPLETE", 0.5), ("COMPLETE", 0.9)]
+
+
+def test_a_corrupt_metrics_file_is_skipped_not_the_end_of_the_scan(tmp_path):
+    run = make_run(tmp_path, threshold=0.99)
+    trial_with(run, 0.5).metrics_path.write_text("{truncated")
+    trial_with(run, 0.7)
+    assert [(t.number, v) for t, v in RunOracle(run).measured()] == [(1, 0.7)]
+
+
+def test_max_minutes_counts_minutes_of_sixty_seconds(tmp_path):
+    """605 minutes after a run with a 600-minute budget began, the time is spent (not 595 "minutes" of 61 s)."""
+    from datetime import datetime, timedelta, timezone
+
+    run = make_run(tmp_path, threshold=0.99, max_minutes=600)
+    run.update(created_at=(datetime.now(timezone.utc) - timedelta(minutes=605)).isoformat(timespec="seconds"))
+    trial_with(run, 0.5)
+    assert RunOracle(run).ask().reason is DoneReason.TIME
+
+
+def test_patience_counts_pruned_trials_without_a_value(tmp_path):
+    run = make_run(tmp_path, threshold=0.99, patience=1)
+    trial_with(run, status=TrialStatus.PRUNED)
+    assert RunOracle(run).ask().action is Action.PROPOSE  # a pruned trial is no failure of the model
+    trial_with(run, status=TrialStatus.PRUNED)
+    assert RunOracle(run).ask().reason is DoneReason.PATIENCE
+
+
+def test_the_users_settings_failing_fail_the_run_even_beside_a_parallel_success(tmp_path):
+    run = make_run(tmp_path, threshold=0.99)
+    trial_with(run, status=TrialStatus.FAILED)
+    trial_with(run, 0.5)
+    assert RunOracle(run).failure() == "trial 0 failed: build_model raised ValueError"
+
+
+def test_every_finished_trial_failing_fails_the_run_while_the_baseline_still_trains(tmp_path):
+    run = make_run(tmp_path, threshold=0.99)
+    trial_with(run, status=TrialStatus.RUNNING)
+    trial_with(run, status=TrialStatus.FAILED)
+    trial_with(run, status=TrialStatus.FAILED)
+    assert RunOracle(run).failure() == "trial 1 failed: build_model raised ValueError"
