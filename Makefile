@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export KERAS_HOME ?= $(CURDIR)/.cache/keras
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test test-fast bench clean lint-jenkinsfile
+.PHONY: setup run test test-fast bench mutation clean lint-jenkinsfile
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -44,6 +44,11 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python bench/overhead.py
+
+# the mutation score of the core (docs/testing.md): minutes of CPU, never part of `make test` or CI
+mutation: setup
+	$(BIN)/pip install -q -e '.[mutation]'
+	nice -n 15 $(BIN)/python bench/mutation.py $(MODULES)
 
 lint-jenkinsfile:
 	scripts/lint-jenkinsfile.sh Jenkinsfile

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from skips import require_module, unavailable
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = Path(__file__).parent / "models"
 
@@ -96,30 +98,24 @@ def mlci(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: 
 
 # ----------------------------------------------------------------------------- the Docker engine (defined once)
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/mlci-test-docker.sock"}
-
-
-def _unavailable(why: str):
-    if IN_CI:
-        pytest.fail(f"CI=true but {why}; `make docker-ready` (scripts/docker-setup.sh) should have provided it")
-    pytest.skip(why)
+DOCKER_READY = "`make docker-ready` (scripts/docker-ready.sh) should have provided it"
 
 
 @pytest.fixture(scope="module")
 def engine():
     """A client of the real Docker engine with the mlci images; CI fails without them, elsewhere they skip."""
-    docker = pytest.importorskip("docker")
+    docker = require_module("docker", "docker")
     from mlci.runners.docker import connect, engine_answers
 
     if not engine_answers():
-        _unavailable("no Docker engine answers")
+        unavailable("no Docker engine answers", DOCKER_READY)
     client = connect()
     for tag in ("mlci/sklearn:latest", "mlci/keras:latest"):
         try:
             client.images.get(tag)
         except docker.errors.ImageNotFound:
-            _unavailable(f"image {tag} is missing (build it with `mlci images build`)")
+            unavailable(f"image {tag} is missing (build it with `mlci images build`)", DOCKER_READY)
     yield client
     for container in client.containers.list(all=True, filters={"label": "mlci.test"}):
         container.remove(force=True)

@@ -54,6 +54,28 @@ def test_incremental_sklearn_checkpoints_each_epoch_and_skips_a_torn_one(tmp_pat
     assert again.resumed_from_epoch == 2 and again.value == pytest.approx(first.value)
 
 
+def test_incremental_sklearn_resumes_at_the_next_epoch_with_the_same_history(tmp_path):
+    """A trial killed after epoch 3 of 4 (its last checkpoint gone with it) resumes at epoch 3 exactly: four
+    epochs in all, and the per-epoch history equals an uninterrupted run's (each epoch's shuffle is seeded)."""
+    source = '''
+        from sklearn.linear_model import SGDClassifier
+        HPARAMS = {"epochs": 4, "alpha": 0.01}
+        def build_model(hp):
+            return SGDClassifier(alpha=hp["alpha"], random_state=0)
+    '''
+    model = write_model(tmp_path / "m", source, "sgd.py")
+    whole = train_trial(trial_dir(tmp_path, name="whole"), model, echo=lambda _: None)
+    folder = trial_dir(tmp_path, name="killed")
+    train_trial(folder, model, echo=lambda _: None)
+    (folder / "checkpoints" / "sklearn" / "epoch-4.joblib").unlink()
+    (folder / "metrics.json").unlink()
+    resumed = train_trial(folder, model, echo=lambda _: None)
+    assert resumed.resumed_from_epoch == 3 and resumed.epochs_done == 4 == whole.epochs_done
+    assert resumed.history["val_accuracy"] == pytest.approx(whole.history["val_accuracy"])
+    assert len(set(whole.history["val_accuracy"])) > 1  # the epochs differ, so an epoch skipped or repeated shows
+    assert resumed.value == pytest.approx(whole.value)
+
+
 @pytest.mark.slow
 def test_keras_module_trains_on_digits(tmp_path):
     model = write_model(tmp_path / "m", KERAS_DIGITS_SOURCE, "dense.py")

@@ -3,8 +3,6 @@ XML, since JJB ignores unknown keys), deploy/trigger/status against a stand-in s
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -14,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from jenkins_standin import logs_of, model_repo, running
+from skips import require_programs
 from mlci.integrations import jenkins
 from mlci.cli import main
 from mlci.core.errors import UsageError
@@ -456,10 +455,7 @@ def lint(path: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_jenkinsfile_passes_npm_groovy_lint_and_a_broken_one_fails(tmp_path):
-    if not (shutil.which("npm") and shutil.which("java")):
-        if os.environ.get("CI"):
-            pytest.fail("CI must lint the Jenkinsfile: npm-groovy-lint needs npm (Node 20) and Java 17")
-        pytest.skip("npm-groovy-lint needs npm (Node 20) and Java 17")
+    require_programs("npm", "java", fix="npm-groovy-lint needs npm (Node 20) and Java 17; CI must lint the Jenkinsfile")
     clean = lint(REPO / "Jenkinsfile")
     assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-2000:]
     broken = tmp_path / "Jenkinsfile"

@@ -295,7 +295,7 @@ def run_cli(args: list[str], env_extra: dict[str, str]) -> subprocess.CompletedP
                           env=env, timeout=120)
 
 
-def test_wrong_password_is_a_clear_error_and_the_password_is_never_shown(tmp_path, certificate, caplog):
+def test_wrong_password_is_a_clear_error_and_the_password_is_never_shown(tmp_path, certificate, caplog, monkeypatch):
     caplog.set_level("DEBUG")
     wrong = "Wr0ng-Secret-xyz"
     with SmtpServer(tls_context=server_tls(certificate), require_starttls=True, auth_required=True,
@@ -305,11 +305,8 @@ def test_wrong_password_is_a_clear_error_and_the_password_is_never_shown(tmp_pat
                                                 "backoff": 0.01, "ca_file": str(certificate[0])})
         done = run_cli(["--run", run.id, "--home", str(tmp_path)], {PASSWORD_ENV: wrong})
         with pytest.raises(NotifyError) as caught:  # in process too, where logging could leak it
-            os.environ[PASSWORD_ENV] = wrong
-            try:
-                notify(run, config=run.record().config.notify)
-            finally:
-                del os.environ[PASSWORD_ENV]
+            monkeypatch.setenv(PASSWORD_ENV, wrong)  # restored after the test, whatever was set before
+            notify(run, config=run.record().config.notify)
     assert done.returncode == EXIT_NOTIFY, done.stderr
     [line] = done.stderr.strip().splitlines()[-1:]
     assert line.startswith("mlci: error: 'success' of run mnist_cnn-0123456789 not delivered by email: SMTP 127.0.0.1:")
@@ -335,7 +332,8 @@ def test_missing_password_names_the_variable(tmp_path, monkeypatch):
 def test_login_over_an_unencrypted_connection_to_another_host_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     run = make_run(tmp_path)
-    config = smtp_config(25, smtp_host="smtp.invalid", smtp_user="ci", security="none", retries=3)
+    # another host, as an address from TEST-NET-1 (RFC 5737): no name is resolved, and nothing answers there
+    config = smtp_config(25, smtp_host="192.0.2.1", smtp_user="ci", security="none", retries=0, timeout=1)
     with pytest.raises(NotifyError) as caught:
         notify(run, config=config)
     assert 'smtp_user is set with security = "none": the password would cross the network in clear text' in str(

@@ -19,8 +19,8 @@ import pytest
 from conftest import KERAS_DIGITS_SOURCE, KNN_SOURCE, mlci, write_model
 from mlci.core.config import validate_config
 from mlci.core.errors import ConfigError
-from mlci.orchestration.lifecycle import (backoff_delay, checkpoint_epoch, epochs_logged, heartbeat, launch_trial,
-                                          restartable, settle)
+from mlci.orchestration.lifecycle import (backoff_delay, checkpoint_epoch, epochs_logged, failure_reason, heartbeat,
+                                          launch_trial, restartable, settle)
 from mlci.orchestration.runs import prepare_run
 from mlci.runners import LocalRunner, Status
 from mlci.core.store import HparamsRecord, MetricsRecord, RunStore, write_json
@@ -341,6 +341,7 @@ def test_a_crash_loop_stops_at_max_restarts_with_the_reason(tmp_path, home):
     state = run.trial(0).state()
     assert state.status == "failed" and len(state.restarts) == 2
     assert [r.reason for r in state.restarts] == ["killed by SIGKILL"] * 2
+    assert [r.exit_code for r in state.restarts] == [137] * 2 and state.exit_code == 137  # 128 + SIGKILL (9)
     assert state.reason.startswith("crash loop: gave up after 2 restarts; killed by SIGKILL; last log lines: trial 0:")
 
 
@@ -404,6 +405,39 @@ def test_verdicts_and_backoff():
     assert [backoff_delay(n, 1.5) for n in range(1, 5)] == [0.0, 1.5, 3.0, 6.0]
 
 
+@pytest.mark.parametrize("code", [2, 4, 5, 6])
+def test_an_exit_the_harness_diagnosed_in_error_txt_is_final_and_its_line_is_the_reason(tmp_path, code):
+    class Trial:
+        dir = tmp_path
+        log_path = tmp_path / "log.txt"
+
+    exited = Status("exited", "1", exit_code=code, reason=f"exit code {code}")
+    assert restartable(Trial, exited)  # no error.txt: the harness did not diagnose it
+    (tmp_path / "error.txt").write_text("  build_model raised ValueError: no such layer\n")
+    assert not restartable(Trial, exited) and failure_reason(Trial, exited) == (
+        "build_model raised ValueError: no such layer")
+    assert restartable(Trial, Status("exited", "1", exit_code=137))  # not a diagnosed exit code
+    (tmp_path / "error.txt").write_bytes("build_model raised ValueError: café ".encode() + b"\xff\n")
+    assert failure_reason(Trial, exited) == "build_model raised ValueError: café \ufffd"  # bad bytes never crash it
+
+
+def test_the_failure_reason_without_a_diagnosis_is_the_status_and_the_logs_last_lines(tmp_path):
+    class Trial:
+        dir = tmp_path
+        log_path = tmp_path / "log.txt"
+
+    killed = Status("killed", "1", exit_code=137, reason="killed by SIGKILL")
+    assert failure_reason(Trial, killed) == "killed by SIGKILL"  # no log yet
+    assert failure_reason(Trial, Status("missing", "1")) == "missing"  # no reason: the state
+    (tmp_path / "error.txt").write_text("   \n")  # empty: no diagnosis
+    Trial.log_path.write_text("one\n\ntwo\nthree\n  four  \n")
+    assert failure_reason(Trial, killed) == "killed by SIGKILL; last log lines: two | three | four"
+    Trial.log_path.write_text("x" * 1000)
+    assert failure_reason(Trial, killed) == "killed by SIGKILL; last log lines: " + "x" * 400
+    assert not restartable(Trial, Status("exited", "1", exit_code=None))
+    assert not restartable(Trial, Status("running", "1"))
+
+
 def test_two_processes_settling_one_death_relaunch_it_once(tmp_path, home):
     """The second process to see a death adopts the first one's relaunch (compare-and-swap on trial.json)."""
     model = write_model(tmp_path / "m", SELF_KILLING, "dying.py", 'dataset = "digits"\n')
@@ -413,7 +447,7 @@ def test_two_processes_settling_one_death_relaunch_it_once(tmp_path, home):
     runner = LocalRunner()
     handle = launch_trial(run, trial, runner, config)
     dead = runner.wait(handle)
-    assert dead.state == "killed"
+    assert (dead.state, dead.exit_code, dead.signal, dead.reason) == ("killed", 137, 9, "killed by SIGKILL")
     first = settle(run, trial, runner, config, handle, dead)
     second = settle(run, trial, runner, config, handle, dead)
     assert first.action == "restarted" and second.action == "adopted" and second.handle == first.handle

@@ -117,7 +117,8 @@ def test_a_met_run_in_docker_ends_the_same_way_both_ways(tmp_path, build_runner,
 @pytest.mark.slow
 def test_the_job_chain_leaves_no_optuna_trial_running_once_the_run_has_ended(tmp_path, build_runner):
     """The issue this oracle fixes: the Jenkins path ended with run.json 'running' and study trials RUNNING."""
-    optuna = pytest.importorskip("optuna")
+    import optuna  # a core dependency (install_requires): never skipped
+
     model_repo(tmp_path / "models", KNN, 'dataset = "digits"\nrunner = "local"\nstrategy = "optuna"\n'
                                          'threshold = 0.99\nmax_trials = 3\n')
     builds = build_runner().run("mlci-1-fetch")

@@ -17,11 +17,7 @@ from mlci.source._detect_source import decode, normalize
 from mlci.core.config import validate_config
 from mlci.source.detect import Detection, detect
 from mlci.core.errors import EXIT_DETECTION, EXIT_USAGE, DetectionError, UsageError
-
-try:
-    import hypothesmith
-except ImportError:  # a dev extra; the test that needs it says so when skipped
-    hypothesmith = None
+from skips import require_module
 
 CASES_DIR = Path(__file__).parent / "detect_cases"
 CASES = tomllib.loads((CASES_DIR / "cases.toml").read_text(encoding="utf-8"))["case"]
@@ -271,15 +267,18 @@ def test_random_bytes_as_notebook_never_crash(tmp_path: Path, data: bytes):
 
 @pytest.mark.slow  # generating programs from the grammar takes seconds
 @pytest.mark.filterwarnings("ignore::SyntaxWarning")  # hypothesmith compiles what it writes
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
-@pytest.mark.skipif(hypothesmith is None, reason="needs hypothesmith (pip install -e '.[dev]')")
-@given(source=hypothesmith.from_grammar() if hypothesmith else st.just(""))
-def test_random_python_never_crashes(tmp_path: Path, source: str):
-    """hypothesmith writes syntactically valid but arbitrary Python from the grammar."""
-    path = tmp_path / "random.py"
-    path.write_bytes(source.encode("utf-8", "surrogatepass"))
-    _outcome(path)
+def test_random_python_never_crashes(tmp_path: Path):
+    """hypothesmith (a dev extra: CI fails without it) writes syntactically valid but arbitrary Python."""
+    hypothesmith = require_module("hypothesmith", "dev")
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(source=hypothesmith.from_grammar())
+    def check(source: str):
+        path = tmp_path / "random.py"
+        path.write_bytes(source.encode("utf-8", "surrogatepass"))
+        _outcome(path)
+
+    check()
 
 
 NOISE = st.sampled_from([
@@ -377,3 +376,26 @@ def test_detection_never_imports_a_framework_or_the_users_code(tmp_path: Path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert done.stdout.strip() == "[]"
     assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- the architecture a layer name implies
+
+
+@pytest.mark.parametrize("name, expected", [
+    *[(n, ("cnn", False)) for n in ("Conv2D", "conv1d", "SeparableConv2D", "DepthwiseConv2D", "AtrousConvolution2D",
+                                     "Deconvolution2D", "LocallyConnected2D", "LazyConv2d", "separable_conv2d",
+                                     "depthwise_conv2d", "Convolution1D")],
+    *[(n, ("cnn", True)) for n in ("MaxPooling2D", "AveragePooling2D", "GlobalMaxPooling2D", "MaxPool2d",
+                                    "AdaptiveAvgPool2d", "max_pool2d", "UpSampling2D", "ZeroPadding2D")],
+    *[(n, ("rnn", False)) for n in ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "dynamic_rnn", "static_rnn",
+                                     "bidirectional_dynamic_rnn", "BasicLSTMCell", "LSTMBlockCell", "GRUBlockCell",
+                                     "BasicRNNCell")],
+    *[(n, ("ann", False)) for n in ("Dense", "Linear", "LazyLinear", "Bilinear", "dense", "fully_connected",
+                                     "linear")],
+    *[(n, (None, False)) for n in ("Dropout", "Flatten", "Embedding", "BatchNormalization", "Pool", "MaxPooling")],
+])
+def test_the_architecture_a_layer_name_implies(name, expected):
+    """Pooling, padding and upsampling only hint at a cnn (weak); a convolution, a recurrence or a dense layer decide."""
+    from mlci.source._detect_vocab import layer_arch
+
+    assert layer_arch(name) == expected
