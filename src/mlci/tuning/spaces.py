@@ -249,6 +249,21 @@ def space_for(baseline: dict[str, Any], *, framework: str, architecture: str, mo
     return {name: param.widened(baseline.get(name)) for name, param in space.items()}
 
 
+# Knobs that count layers a plain script already has: its rewriter adds layers, never removes them.
+STRUCTURAL = ("dense_layers", "conv_blocks")
+
+
+def script_space(space: dict[str, Param], baseline: dict[str, Any]) -> dict[str, Param]:
+    """A plain script's space starts from the script: a layer count never goes below the script's own."""
+    floored = dict(space)
+    for name in STRUCTURAL:
+        param, have = space.get(name), baseline.get(name)
+        if param is None or param.type != "int" or not isinstance(have, int) or param.low >= have:
+            continue
+        floored[name] = Param(name, "int", have, max(param.high, have), param.log, param.step)
+    return floored
+
+
 # ----------------------------------------------------------------------------- Optuna bridge
 
 def encode(value: Any) -> Any:

@@ -14,7 +14,7 @@ from mlci.core.config import find_config
 from mlci.core.states import TrialStatus
 from mlci.core.errors import MlciError
 from mlci.tuning.pruning import read_pruned
-from mlci.tuning.spaces import Param, decode, distributions, encode, space_for
+from mlci.tuning.spaces import Param, decode, distributions, encode, script_space, space_for
 from mlci.core.store import Run, RunStore, Trial
 from mlci.tuning.strategies.base import Proposal, Strategy
 from mlci.tuning.study import make_pruner, open_storage, quiet_optuna, storage_url, study_name
@@ -27,6 +27,7 @@ MAX_REPEATS = 25
 MAX_HISTORY = 200
 SOURCE = "mlci_source"  # user attr of an enqueued trial: why it is proposed
 KEY = "mlci_key"  # user attr of a trial added from the run store: "<run id>#<trial>"
+REFUSED = "mlci_refused"  # user attr of an asked trial that could not train (why): it failed before any training
 
 
 def reported_key(metric: str) -> str:
@@ -48,6 +49,8 @@ class OptunaStrategy(Strategy):
         self.space: dict[str, Param] = space_for(self.baseline, framework=framework, architecture=architecture,
                                                  model_file=self.model_file, overrides=config.space,
                                                  source=str(find_config(self.model_file) or "mlci.toml"))
+        if record.kind is not None and record.kind.mode == "script":
+            self.space = script_space(self.space, self.baseline)
         self.metric = config.metric
         self.direction = self.objective.direction
         self.url = storage_url(run, config.storage)
@@ -246,8 +249,13 @@ class OptunaStrategy(Strategy):
         study = self.study()
         self.sync(study)
         self._first_points(study)
+        self._study = study
         dists = distributions(self.space)
         known = self._known_outcomes()
+        for frozen in study.get_trials(deepcopy=False, states=(quiet_optuna().trial.TrialState.FAIL,)):
+            if REFUSED in frozen.user_attrs:  # refused in an earlier process: asked again, refused again at once
+                decoded = {n: decode(self.space[n], v) for n, v in frozen.params.items() if n in self.space}
+                known.setdefault(_key({**self.baseline, **decoded}), ("FAIL", None))
         for _ in range(MAX_REPEATS):
             asked = study.ask(fixed_distributions=dists)
             hparams = {**self.baseline, **{n: decode(self.space[n], v) for n, v in asked.params.items()}}
@@ -299,6 +307,16 @@ class OptunaStrategy(Strategy):
         return Proposal(hparams, proposed_by, parent=parent, change=change, extra={"optuna": link})
 
     sampler_name = "tpe"
+
+    def refuse(self, proposal: Proposal, why: str) -> None:
+        """The study learns that this point failed before training (state FAIL, the reason as a user attr)."""
+        super().refuse(proposal, why)
+        link = proposal.extra.get("optuna") or {}
+        study = getattr(self, "_study", None)
+        if study is None or link.get("trial") is None:
+            return
+        study._storage.set_trial_user_attr(link["trial_id"], REFUSED, why[:500])
+        study.tell(link["trial"], state=quiet_optuna().trial.TrialState.FAIL, skip_if_finished=True)
 
     def observe(self, trial: Trial) -> None:
         self.sync(self.study())
