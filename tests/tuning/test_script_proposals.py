@@ -59,9 +59,9 @@ def test_the_default_never_proposes_fewer_dense_layers_than_the_script_has(tmp_p
 def test_a_rewrite_that_would_not_build_is_refused_and_replaced_without_spending_a_trial(tmp_path, home):
     script = write_model(tmp_path / "m", POOLED_CNN, "pooled_cnn.py")
     run, config = prepare_run(script, store=RunStore(home), overrides={"max_trials": 20})
-    trial = tweak(run, config)
-    assert [t.number for t in run.trials()] == [trial.number], "refused proposals leave no trial folder"
-    assert trial.hparams().hparams["conv_blocks"] == 1
+    made = [tweak(run, config) for _ in range(6)]
+    assert [t.number for t in run.trials()] == [t.number for t in made], "refused proposals leave no trial folder"
+    assert all(t.hparams().hparams["conv_blocks"] == 1 for t in made)
     refused = [t for t in study_of(run).trials if REFUSED in t.user_attrs]
     assert refused and all(t.state.name == "FAIL" for t in refused)
     assert refused[0].params["conv_blocks"] >= 2
@@ -76,3 +76,26 @@ def test_the_feature_map_check_follows_padding_strides_and_the_input_shape():
         "model.py:9: a 5x5 convolution would meet a 3x3 feature map (the model would not build)"
     same = grown.replace("Conv2D(4, (5, 5))", 'Conv2D(4, (5, 5), padding="same")')
     assert build_problem(same.replace("    ", "")) is None
+
+
+SGD_SCRIPT = THREE_DENSE.replace('optimizer="adam"', "optimizer=keras.optimizers.SGD(learning_rate=0.001)")
+
+
+def test_an_sgd_script_starts_with_a_cheap_first_look_and_rates_fit_each_optimizer(tmp_path, home):
+    from mlci.core.knobs import learning_rate_range
+
+    script = write_model(tmp_path / "m", SGD_SCRIPT, "sgd_dense.py")
+    run, config = prepare_run(script, store=RunStore(home), overrides={"max_trials": 20})
+    assert strategy_for(run, config).baseline["optimizer"] == "sgd"
+    first = tweak(run, config).hparams()
+    assert first.proposed_by == "optuna:first-look"
+    assert {k: first.hparams[k] for k in ("optimizer", "learning_rate", "epochs", "units", "dense_layers")} == {
+        "optimizer": "adam", "learning_rate": 0.001, "epochs": 3, "units": 64, "dense_layers": 2}
+    optimizers = set()
+    for _ in range(8):
+        hparams = tweak(run, config).hparams().hparams
+        low, high = learning_rate_range(hparams["optimizer"])
+        low = min(low, 0.001) if hparams["optimizer"] == "sgd" else low  # the script's own rate stays reachable
+        assert low <= hparams["learning_rate"] <= high, hparams
+        optimizers.add(hparams["optimizer"])
+    assert len(optimizers) >= 2, "the optimizer is searched too"

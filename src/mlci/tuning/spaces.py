@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.core.errors import ConfigError
-from mlci.core.knobs import space
+from mlci.core.knobs import LEARNING_RATES, learning_rate_range, space
 
 TYPES = ("int", "float", "categorical")
 
@@ -262,6 +262,31 @@ def script_space(space: dict[str, Param], baseline: dict[str, Any]) -> dict[str,
             continue
         floored[name] = Param(name, "int", have, max(param.high, have), param.log, param.step)
     return floored
+
+
+def rate_range(optimizer: Any, baseline: dict[str, Any]) -> tuple[float, float]:
+    """The learning rates searched with this optimizer; the user's own rate stays inside its optimizer's range."""
+    low, high = learning_rate_range(optimizer)
+    rate = baseline.get("learning_rate")
+    if str(optimizer).lower() == str(baseline.get("optimizer", "")).lower() and isinstance(rate, (int, float)) \
+            and not isinstance(rate, bool) and rate > 0:
+        low, high = min(low, float(rate)), max(high, float(rate))
+    return low, high
+
+
+def optimizer_space(space: dict[str, Param], baseline: dict[str, Any]) -> dict[str, Param]:
+    """With the optimizer a knob, the learning rate's entry spans every optimizer's range (each trial asks
+    within its own optimizer's range: see OptunaStrategy._ask)."""
+    if "optimizer" not in space or "learning_rate" not in space or space["learning_rate"].type != "float":
+        return space
+    ranges = [rate_range(choice, baseline) for choice in space["optimizer"].choices if str(choice).lower()
+              in LEARNING_RATES]
+    if not ranges:
+        return space
+    rate = space["learning_rate"]
+    widened = Param("learning_rate", "float", min([rate.low, *(r[0] for r in ranges)]),
+                    max([rate.high, *(r[1] for r in ranges)]), log=True)
+    return {**space, "learning_rate": widened}
 
 
 # ----------------------------------------------------------------------------- Optuna bridge

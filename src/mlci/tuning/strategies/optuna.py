@@ -14,7 +14,8 @@ from mlci.core.config import find_config
 from mlci.core.states import TrialStatus
 from mlci.core.errors import MlciError
 from mlci.tuning.pruning import read_pruned
-from mlci.tuning.spaces import Param, decode, distributions, encode, script_space, space_for
+from mlci.tuning.spaces import (Param, decode, distributions, encode, module_space, optimizer_space, rate_range,
+                                 script_space, space_for)
 from mlci.core.store import Run, RunStore, Trial
 from mlci.tuning.strategies.base import Proposal, Strategy
 from mlci.tuning.study import make_pruner, open_storage, quiet_optuna, storage_url, study_name
@@ -51,6 +52,11 @@ class OptunaStrategy(Strategy):
                                                  source=str(find_config(self.model_file) or "mlci.toml"))
         if record.kind is not None and record.kind.mode == "script":
             self.space = script_space(self.space, self.baseline)
+        self.script = record.kind is not None and record.kind.mode == "script"
+        declared = set(config.space or {}) | set(module_space(self.model_file) or {})
+        self.rates_by_optimizer = "learning_rate" not in declared and "optimizer" not in declared
+        if self.rates_by_optimizer:
+            self.space = optimizer_space(self.space, self.baseline)
         self.metric = config.metric
         self.direction = self.objective.direction
         self.url = storage_url(run, config.storage)
@@ -232,13 +238,34 @@ class OptunaStrategy(Strategy):
             point[name] = middle
         return point
 
+    def first_look(self) -> dict[str, Any]:
+        """A Keras script's first proposal: what most often lifts a weak script at little cost (the ladder's
+        first steps at once): a few more epochs, at least 64 units, Adam at its default rate; the layers,
+        filters and dropout as the script has them (a middle of every range would train 5x the epochs)."""
+        point = {name: encode(self.baseline[name]) for name, p in self.space.items()
+                 if name in self.baseline and p.contains(self.baseline[name])}
+        wished = {"epochs": max(3, 2 * int(self.baseline.get("epochs") or 1)),
+                  "units": max(64, int(self.baseline.get("units") or 64)),
+                  "optimizer": "adam", "learning_rate": 1e-3}
+        for name, value in wished.items():
+            param = self.space.get(name)
+            if param is None or name not in self.baseline:
+                continue
+            if param.type != "categorical":
+                value = min(max(value, param.low), param.high)
+            if param.contains(value):
+                point[name] = encode(value)
+        return point
+
     def _first_points(self, study: Any) -> None:
         if study.user_attrs.get("mlci_started"):
             return
         study.set_user_attr("mlci_started", True)
         if self.warm_starts and self._warm_start(study):
             return
-        if self.starts_at_centre and self.space:
+        if self.starts_at_centre and self.space and self.script and self.framework == "keras":
+            study.enqueue_trial(self.first_look(), user_attrs={SOURCE: "first-look"})
+        elif self.starts_at_centre and self.space:
             study.enqueue_trial(self.centre(), user_attrs={SOURCE: "centre"})
 
     # ------------------------------------------------------------------ Strategy
@@ -257,7 +284,7 @@ class OptunaStrategy(Strategy):
                 decoded = {n: decode(self.space[n], v) for n, v in frozen.params.items() if n in self.space}
                 known.setdefault(_key({**self.baseline, **decoded}), ("FAIL", None))
         for _ in range(MAX_REPEATS):
-            asked = study.ask(fixed_distributions=dists)
+            asked = self._ask(study, dists)
             hparams = {**self.baseline, **{n: decode(self.space[n], v) for n, v in asked.params.items()}}
             seen = known.get(_key(hparams))
             if seen is None:
@@ -267,6 +294,20 @@ class OptunaStrategy(Strategy):
             optuna = quiet_optuna()
             study.tell(asked, value if state == "COMPLETE" else None, state=getattr(optuna.trial.TrialState, state))
         return None
+
+    def _conditional_rate(self) -> bool:
+        return (self.rates_by_optimizer and self.framework != "sklearn" and "optimizer" in self.space
+                and "learning_rate" in self.space)
+
+    def _ask(self, study: Any, dists: dict[str, Any]) -> Any:
+        """Ask the study; the learning rate is asked after the optimizer, within that optimizer's range."""
+        if not self._conditional_rate():
+            return study.ask(fixed_distributions=dists)
+        asked = study.ask(fixed_distributions={n: d for n, d in dists.items() if n != "learning_rate"})
+        optimizer = decode(self.space["optimizer"], asked.params["optimizer"])
+        low, high = rate_range(optimizer, self.baseline)
+        asked.suggest_float("learning_rate", low, high, log=True)
+        return asked
 
     def _known_outcomes(self) -> dict[str, tuple[str, float | None]]:
         known = {}
