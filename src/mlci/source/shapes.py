@@ -60,25 +60,18 @@ def build_problem(source: str, path: str = "model.py") -> str | None:
     for layer, _ in box.items:
         if layer is None or _name(layer.func) not in CONV | POOL:
             continue
-        line = found.positions[layer].start.line
         if _name(layer.func) in CONV:
-            kernel = _int_of(layer, "kernel_size", 1, 3)
-            strides = max(1, _int_of(layer, "strides", None, 1))
-            if _padding(layer) == "same":
-                side = -(-side // strides)
-            else:
-                if side < kernel:
-                    return (f"{path}:{line}: a {kernel}x{kernel} convolution would meet a {side}x{side} feature map "
-                            f"(the model would not build)")
-                side = (side - kernel) // strides + 1
+            what, window = "convolution", _int_of(layer, "kernel_size", 1, 3)
+            strides = _int_of(layer, "strides", None, 1)
         else:
-            window = _int_of(layer, "pool_size", 0, 2)
-            strides = _int_of(layer, "strides", None, window) or window
-            if _padding(layer) == "same":
-                side = -(-side // strides)
-            else:
-                if side < window:
-                    return (f"{path}:{line}: a {window}x{window} pooling would meet a {side}x{side} feature map "
-                            f"(the model would not build)")
-                side = (side - window) // strides + 1
+            what, window = "pooling", _int_of(layer, "pool_size", 0, 2)
+            strides = _int_of(layer, "strides", None, window)
+        strides = max(1, strides)
+        if _padding(layer) == "same":
+            side = -(-side // strides)
+        elif side < window:
+            return (f"{path}:{found.positions[layer].start.line}: a {window}x{window} {what} would meet a "
+                    f"{side}x{side} feature map (the model would not build)")
+        else:
+            side = (side - window) // strides + 1
     return None
