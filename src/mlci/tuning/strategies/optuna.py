@@ -50,9 +50,9 @@ class OptunaStrategy(Strategy):
         self.space: dict[str, Param] = space_for(self.baseline, framework=framework, architecture=architecture,
                                                  model_file=self.model_file, overrides=config.space,
                                                  source=str(find_config(self.model_file) or "mlci.toml"))
-        if record.kind is not None and record.kind.mode == "script":
-            self.space = script_space(self.space, self.baseline)
         self.script = record.kind is not None and record.kind.mode == "script"
+        if self.script:
+            self.space = script_space(self.space, self.baseline)
         declared = set(config.space or {}) | set(module_space(self.model_file) or {})
         self.rates_by_optimizer = "learning_rate" not in declared and "optimizer" not in declared
         if self.rates_by_optimizer:
