@@ -93,3 +93,21 @@ def test_keras_mnist_can_be_served_from_scikit_learns_bundled_digits(tmp_path: P
     (x_train, y_train), (x_test, y_test) = mnist_arrays("digits", tmp_path)
     assert x_train.shape[1:] == (8, 8) and x_train.dtype.name == "uint8" and x_train.max() == 255
     assert len(x_train) + len(x_test) == 1797 and set(y_test.tolist()) == set(range(10))
+
+
+def test_a_keras_1_script_with_output_dim_and_nb_epoch_trains(tmp_path: Path):
+    script = write_model(tmp_path / "s", '''
+        import keras
+        from sklearn.datasets import load_digits
+        x, y = load_digits(return_X_y=True)
+        model = keras.Sequential()
+        model.add(keras.layers.Dense(output_dim=16, activation="relu", input_shape=(64,)))
+        model.add(keras.layers.Dense(10, activation="softmax"))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        history = model.fit(x / 16.0, y, nb_epoch=2, verbose=0)
+        print("epochs trained:", len(history.history["loss"]))
+        print("accuracy", model.evaluate(x / 16.0, y, verbose=0)[1])
+    ''', "keras1.py")
+    lines: list[str] = []
+    metrics = train_script(trial_dir(tmp_path, {}), script, echo=lines.append)
+    assert metrics.epochs_done == 2 and metrics.source == "keras-evaluate"

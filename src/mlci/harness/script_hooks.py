@@ -197,7 +197,8 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def install_keras2_compat(keras: Any, echo: Echo) -> Callable[[], None]:
-    """What Keras 2 scripts still write and Keras 3 refuses: keras.utils.np_utils, Adam(lr=...), decay=."""
+    """What Keras 1 and 2 scripts still write and Keras 3 refuses: keras.utils.np_utils, Adam(lr=...), decay=,
+    Dense(output_dim=...), fit(nb_epoch=...)."""
     from keras.src.optimizers import base_optimizer
 
     sys.modules.setdefault("keras.utils.np_utils", keras.utils)
@@ -218,8 +219,23 @@ def install_keras2_compat(keras: Any, echo: Echo) -> Callable[[], None]:
         return original_init(self, *args, **kwargs)
 
     base_optimizer.BaseOptimizer.__init__ = init
+    # Keras 1 names: Dense(output_dim=...), fit(nb_epoch=...)
+    dense_init, model_fit = keras.layers.Dense.__init__, keras.Model.fit
+
+    def dense(self, *args, **kwargs):
+        if "output_dim" in kwargs and "units" not in kwargs and not args:
+            kwargs["units"] = kwargs.pop("output_dim")
+        return dense_init(self, *args, **kwargs)
+
+    def fit(self, *args, **kwargs):
+        if "nb_epoch" in kwargs and "epochs" not in kwargs:
+            kwargs["epochs"] = kwargs.pop("nb_epoch")
+        return model_fit(self, *args, **kwargs)
+
+    keras.layers.Dense.__init__, keras.Model.fit = dense, fit
 
     def remove() -> None:
+        keras.layers.Dense.__init__, keras.Model.fit = dense_init, model_fit
         base_optimizer.BaseOptimizer.__init__ = original_init
         if sys.modules.get("keras.utils.np_utils") is keras.utils:
             del sys.modules["keras.utils.np_utils"]
