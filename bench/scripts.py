@@ -4,7 +4,8 @@ For each script in bench/scripts/ (40 of the styles users push): detection, the 
 baseline, trials until the threshold (or the best within the budget), trials wasted on refused or invalid
 rewrites, training seconds. Prints a table, writes bench/results/scripts.json (after every script, so a
 partial run keeps what it measured). BENCH_SCRIPTS (folder), BENCH_ONLY (comma-separated name prefixes),
-BENCH_STRATEGIES (default "optuna,ladder"), BENCH_THRESHOLD (0.80), BENCH_MAX_TRIALS (10), BENCH_JOBS (2).
+BENCH_STRATEGIES (default "optuna,ladder"), BENCH_THRESHOLD (0.80), BENCH_MAX_TRIALS (10), BENCH_JOBS (2),
+BENCH_OUT (the JSON file).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ STRATEGIES = os.environ.get("BENCH_STRATEGIES", "optuna,ladder").split(",")
 THRESHOLD = float(os.environ.get("BENCH_THRESHOLD", "0.80"))
 MAX_TRIALS = int(os.environ.get("BENCH_MAX_TRIALS", "10"))
 JOBS = int(os.environ.get("BENCH_JOBS", "2"))
-TARGET = ROOT / "bench" / "results" / "scripts.json"
+TARGET = Path(os.environ.get("BENCH_OUT", ROOT / "bench" / "results" / "scripts.json"))
 # A failed tuning trial whose reason is one of these was a proposal that could never have trained.
 WASTED = ("cannot rewrite", "not remove", "no place in the source", "would not build", "negative dimension",
           "Negative dimension", "must be a number")
