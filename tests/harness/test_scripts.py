@@ -30,21 +30,21 @@ SCRIPTS = Path(__file__).parent / "scripts"
 
 # script -> (where its metric comes from, the knobs mlci finds in it)
 EXPECTED = {
-    "keras_seq_add.py": ("keras-evaluate", {"units": 16, "learning_rate": 0.001, "epochs": 1, "dense_layers": 1}),
-    "keras_seq_list.py": ("file:accuracy.txt", {"units": 32, "dropout": 0.5, "learning_rate": 0.0005, "epochs": 2,
+    "keras_seq_add.py": ("keras-evaluate", {"optimizer": "adam", "units": 16, "learning_rate": 0.001, "epochs": 1, "dense_layers": 1}),
+    "keras_seq_list.py": ("file:accuracy.txt", {"optimizer": "adam", "units": 32, "dropout": 0.5, "learning_rate": 0.0005, "epochs": 2,
                                                 "dense_layers": 1}),
-    "keras_functional.py": ("stdout", {"units": 24, "learning_rate": 0.001, "epochs": 1, "dense_layers": 1}),
-    "keras_star_cnn.py": ("file:result.txt", {"filters": 4, "kernel_size": 3, "learning_rate": 0.001, "epochs": 1,
+    "keras_functional.py": ("stdout", {"optimizer": "rmsprop", "units": 24, "learning_rate": 0.001, "epochs": 1, "dense_layers": 1}),
+    "keras_star_cnn.py": ("file:result.txt", {"optimizer": "adam", "filters": 4, "kernel_size": 3, "learning_rate": 0.001, "epochs": 1,
                                               "dense_layers": 0, "conv_blocks": 1}),
-    "keras_cnn_validation.py": ("keras-fit (validation)", {"filters": 4, "kernel_size": 3, "learning_rate": 0.01,
+    "keras_cnn_validation.py": ("keras-fit (validation)", {"optimizer": "sgd", "filters": 4, "kernel_size": 3, "learning_rate": 0.01,
                                                            "epochs": 1, "dense_layers": 0, "conv_blocks": 1}),
-    "keras_hparams_file.py": ("metrics.json", {"units": 8, "learning_rate": 0.001, "dense_layers": 1}),
-    "keras_digits_default_epochs.py": ("keras-evaluate", {"units": 16, "learning_rate": 0.05, "epochs": 1,
+    "keras_hparams_file.py": ("metrics.json", {"optimizer": "adam", "units": 8, "learning_rate": 0.001, "dense_layers": 1}),
+    "keras_digits_default_epochs.py": ("keras-evaluate", {"optimizer": "sgd", "units": 16, "learning_rate": 0.05, "epochs": 1,
                                                           "dense_layers": 1}),
-    "keras_main_argparse.py": ("keras-evaluate", {"units": 12, "learning_rate": 0.001, "dense_layers": 1}),
-    "keras_assignment_style.py": ("file:accuracy.txt", {"units": 16, "learning_rate": 0.001, "epochs": 1,
+    "keras_main_argparse.py": ("keras-evaluate", {"optimizer": "adam", "units": 12, "learning_rate": 0.001, "dense_layers": 1}),
+    "keras_assignment_style.py": ("file:accuracy.txt", {"optimizer": "rmsprop", "units": 16, "learning_rate": 0.001, "epochs": 1,
                                                         "dense_layers": 1}),
-    "keras_loop_built.py": ("keras-evaluate", {"learning_rate": 0.001, "epochs": 1, "dense_layers": 0}),
+    "keras_loop_built.py": ("keras-evaluate", {"optimizer": "adam", "learning_rate": 0.001, "epochs": 1, "dense_layers": 0}),
     "sklearn_knn.py": ("stdout", {"n_neighbors": 150}),
     "sklearn_svc_result.py": ("file:result.txt", {"C": 0.001}),
     "sklearn_forest_metrics.py": ("metrics.json", {"n_estimators": 3, "max_depth": 4}),
@@ -77,7 +77,7 @@ def test_every_test_script_has_a_known_set_of_knobs():
 
 def test_explain_lists_knobs_with_file_and_line_and_what_it_cannot_use():
     done = mlci("tweak", "--explain", str(SCRIPTS / "keras_star_cnn.py"), check=True)
-    assert "script mode; 6 knob(s)" in done.stdout
+    assert "script mode; 7 knob(s)" in done.stdout
     assert "keras_star_cnn.py:17: filters = 4  in Conv2D(4, (3, 3)" in done.stdout
     assert "keras_star_cnn.py:22: epochs = 1  in model.fit(" in done.stdout and "via EPOCHS = 1 (line 7)" in done.stdout
     loop = mlci("tweak", "--explain", str(SCRIPTS / "keras_loop_built.py"), check=True)
@@ -131,7 +131,7 @@ model.fit(x, y, epochs=EPOCHS, batch_size=64)
 def test_rewrite_list_style_changes_only_the_knobs_and_keeps_comments():
     found = scan(LIST_SCRIPT, "cnn.py")
     assert found.hparams() == {"filters": 32, "kernel_size": 3, "units": 128, "dropout": 0.2, "learning_rate": 0.001,
-                               "epochs": 3, "dense_layers": 1, "conv_blocks": 1}
+                               "optimizer": "adam", "epochs": 3, "dense_layers": 1, "conv_blocks": 1}
     wanted = {**found.hparams(), "epochs": 6, "units": 256, "kernel_size": 5, "learning_rate": 0.0005,
               "dropout": 0.3, "dense_layers": 2, "conv_blocks": 2, "filters": 64}
     result = rewrite(LIST_SCRIPT, wanted, "cnn.py", "trials/1/model.py")
@@ -194,7 +194,7 @@ def test_rewrite_refuses_unknown_knobs_and_removing_layers_with_clear_messages()
     with pytest.raises(UsageError) as info:
         rewrite(source, {"filters": 64}, "keras_seq_add.py")
     assert info.value.one_line() == ("keras_seq_add.py: no place in the source for hparam(s) filters; tunable here: "
-                                     "dense_layers, epochs, learning_rate, units (`mlci tweak --explain keras_seq_add.py`)")
+                                     "dense_layers, epochs, learning_rate, optimizer, units (`mlci tweak --explain keras_seq_add.py`)")
     with pytest.raises(UsageError, match=r"hparam 'dense_layers' = 0: mlci can add layers, not remove them"):
         rewrite(source, {"dense_layers": 0}, "keras_seq_add.py")
 
@@ -385,12 +385,27 @@ def test_pipeline_restarts_a_killed_script_trial_and_it_resumes(tmp_path):
 
 def test_an_optimizer_named_by_a_string_is_written_out_with_the_new_learning_rate():
     source = "import tensorflow as tf\nm = tf.keras.Sequential()\nm.compile(optimizer='adam', loss='mse')\n"
-    assert scan(source).hparams() == {"learning_rate": 0.001}  # Keras' default for Adam
+    assert scan(source).hparams() == {"learning_rate": 0.001, "optimizer": "adam"}  # Keras' default for Adam
     result = rewrite(source, {"learning_rate": 0.0005})
     assert "m.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=0.0005), loss='mse')" in result.source
     plain = "from keras.models import Sequential\nm = Sequential()\nm.compile('sgd', 'mse')\n"
     assert "m.compile(__import__(\"keras\").optimizers.SGD(learning_rate=0.005), 'mse')" in rewrite(
         plain, {"learning_rate": 0.005}).source
+
+
+def test_the_optimizer_a_script_builds_is_a_knob_and_changing_it_keeps_how_the_script_names_keras():
+    source = ("import tensorflow as tf\nfrom tensorflow.keras.optimizers import SGD\nm = tf.keras.Sequential()\n"
+              "m.compile(optimizer=SGD(lr=0.001, momentum=0.9), loss='mse')\n")
+    assert scan(source).hparams() == {"learning_rate": 0.001, "optimizer": "sgd"}
+    result = rewrite(source, {"optimizer": "adam", "learning_rate": 0.002})
+    # SGD's momentum belongs to SGD: the new class gets the trial's learning rate only
+    assert "m.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=0.002), loss='mse')" in result.source
+    assert result.changes == ["line 4: optimizer sgd -> Adam(learning_rate=0.002)"]
+    same_class = rewrite(source, {"learning_rate": 0.05}).source
+    assert "SGD(lr=0.05, momentum=0.9)" in same_class
+    named = "import keras\nm = keras.Sequential()\nm.compile(keras.optimizers.RMSprop(0.01), 'mse')\n"
+    assert "m.compile(keras.optimizers.SGD(learning_rate=0.1), 'mse')" in rewrite(
+        named, {"optimizer": "sgd", "learning_rate": 0.1}).source
 
 
 def test_epochs_given_by_position_is_rewritten_in_place():
@@ -430,7 +445,7 @@ def test_serve_keras_mnist_from_an_npz_and_a_clear_error_for_a_bad_one(tmp_path)
         mnist_arrays("missing.npz", tmp_path)
     assert info.value.one_line().startswith(f"[data] serve_keras_mnist = 'missing.npz': {tmp_path / 'missing.npz'} "
                                             "is not a readable MNIST .npz (FileNotFoundError")
-    assert info.value.one_line().endswith('give "mnist-sample" or an .npz with x_train, y_train, x_test, y_test')
+    assert info.value.one_line().endswith('give "mnist-sample", "digits" or an .npz with x_train, y_train, x_test, y_test')
 
 
 @pytest.mark.slow

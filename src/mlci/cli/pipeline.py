@@ -201,14 +201,15 @@ def _trial_console(trial):
 
 
 def _trial_verdict(trial, state) -> None:
-    """A finished trial in one line; a failed one is exit 5 (pruned is an outcome: the study stopped it)."""
-    from mlci.core.errors import TrialError
+    """A finished trial in one line; a failed one is exit 5, or 6 without a metric (pruned is an outcome)."""
+    from mlci.core.errors import trial_failure
 
     if state.status == TrialStatus.PRUNED:
         click.echo(f"trial {trial.number}: {state.reason}")
         return
     if state.status != TrialStatus.SUCCEEDED:
-        raise TrialError(f"trial {trial.number} failed: {state.reason}", hint=f"see {trial.log_path}")
+        raise trial_failure(f"trial {trial.number} failed: {state.reason}", state.exit_code,
+                            hint=f"see {trial.log_path}")
     metrics = trial.metrics()
     click.echo(f"trial {trial.number}: {metrics.metric} {metrics.value:.4f}")
 

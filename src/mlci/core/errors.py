@@ -79,3 +79,9 @@ class NotifyError(MlciError):
 
 class BusyError(MlciError):
     exit_code = EXIT_BUSY
+
+
+def trial_failure(message: str, exit_code: int | None, *, hint: str | None = None) -> MlciError:
+    """The error a failed trial ends a command with: 6 when it trained but its metric is missing, else 5."""
+    return (MetricsError if exit_code == EXIT_METRICS else TrialError)(message, hint=hint)
+

@@ -61,7 +61,7 @@ _KNOBS = [
          ranges={"keras": _c(32, 64, 128), "MLPClassifier": _c(32, 64, 128, 256)}),
     Knob("dense_layers", "int", "hidden Dense layers", ("keras",), ranges={"keras": _i(1, 3), "cnn": _i(0, 2)}),
     Knob("optimizer", "choice", "the Keras optimizer", ("keras",), default="adam",
-         ranges={"keras": _c("adam", "rmsprop", "nadam")}),
+         ranges={"keras": _c("adam", "rmsprop", "nadam", "sgd")}),
     Knob("activation", "choice", "activation of the hidden layers", ("keras",),
          ranges={"keras": _c("relu", "elu", "tanh")}),
     Knob("conv_blocks", "int", "Conv2D + pooling blocks", ("keras",), ranges={"cnn": _i(1, 3)}),
@@ -93,6 +93,17 @@ _KNOBS = [
     Knob("eta0", "float", "SGD initial learning rate", ("sklearn",), ranges={"SGDClassifier": _f(1e-4, 1.0, log=True)}),
 ]
 KNOBS: dict[str, Knob] = {knob.name: knob for knob in _KNOBS}
+
+# The learning rates each Keras optimizer trains well with: SGD wants ten to a hundred times Adam's.
+LEARNING_RATES: dict[str, tuple[float, float]] = {
+    "sgd": (1e-3, 0.3), "adagrad": (1e-3, 0.3), "adadelta": (1e-2, 1.0), "adam": (1e-4, 1e-2),
+    "adamw": (1e-4, 1e-2), "nadam": (1e-4, 1e-2), "adamax": (2e-4, 2e-2), "rmsprop": (1e-4, 1e-2),
+}
+
+
+def learning_rate_range(optimizer: object) -> tuple[float, float]:
+    """The learning-rate range of an optimizer, by its Keras name (Adam's for one mlci does not know)."""
+    return LEARNING_RATES.get(str(optimizer).lower(), LEARNING_RATES["adam"])
 
 REWRITABLE: tuple[str, ...] = tuple(k.name for k in _KNOBS if k.rewritable)
 REWRITABLE_INTS: frozenset[str] = frozenset(k.name for k in _KNOBS if k.rewritable and k.kind == "int")

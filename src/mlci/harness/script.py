@@ -18,10 +18,12 @@ from typing import Any, Callable
 
 from mlci.core.errors import TrialError, UsageError
 from mlci.core.store import MetricsRecord, TrialSpec, read_record, write_json
+from mlci.source.detect import check_coding
 from mlci.harness.common import Echo, Heartbeat, user_line, versions as package_versions
 
-from mlci.harness.script_hooks import (KerasCapture, Tee, install_keras2_compat, install_keras_hooks,
-                                       redirect_accuracy_writes, serve_keras_mnist)
+from mlci.harness.script_hooks import (KerasCapture, Tee, flush_open_files, install_keras2_compat,
+                                       install_keras_hooks, offline_dataset_hint, redirect_accuracy_writes,
+                                       serve_keras_mnist)
 from mlci.harness.script_metric import ACCURACY_FILES, SCRIPT_METRICS, capture_metric
 
 SMALL_FILE = 1 << 20  # files up to this size are copied into the work folder; larger ones are linked
@@ -114,6 +116,7 @@ def train_script(trial_dir: Path, script: Path, *, echo: Echo = print) -> Metric
     trial_dir, script = Path(trial_dir).resolve(), Path(script).resolve()
     if not script.is_file():
         raise UsageError(f"{script}: model file not found", hint="pass the path of a .py file")
+    check_coding(script.read_bytes(), script.name)  # the line detection gives for the same file
     record = read_record(trial_dir / "hparams.json", TrialSpec, what="hparams.json",
                          fix="write it with `mlci tweak` (or `mlci run`)")
     (trial_dir / "metrics.json").unlink(missing_ok=True)
@@ -178,9 +181,10 @@ def train_script(trial_dir: Path, script: Path, *, echo: Echo = print) -> Metric
                 copy = f"trials/{record.trial}/model.py" if diff else script.name
                 raise TrialError(f"{copy}:{user_line(exc, runnable)}: the script raised {type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0][:300] if str(exc) else ''}",
-                                 hint="the traceback is in the trial log") from exc
+                                 hint=offline_dataset_hint(exc) or "the traceback is in the trial log") from exc
             train_seconds = time.perf_counter() - run_started
         finally:
+            flush_open_files(work)
             sys.stdout = saved[3]
             os.chdir(saved[0])
             sys.argv[:] = saved[1]

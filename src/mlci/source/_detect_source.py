@@ -57,6 +57,31 @@ def _binary_kind(data: bytes) -> str | None:
     return None
 
 
+def coding_header(data: bytes) -> tuple[str | None, int]:
+    """The PEP 263 codec a file declares in its first two lines, and that line (None, 0 without one)."""
+    for number, line in enumerate(data.split(b"\n", 2)[:2], start=1):
+        match = _CODING.match(line)
+        if match:
+            return match.group(1).decode("ascii", "replace"), number
+        if line.strip() and not line.lstrip().startswith(b"#"):
+            break  # PEP 263: the header is honoured on line 2 only after a comment line
+    return None, 0
+
+
+def check_coding(data: bytes, name: str) -> None:
+    """Python refuses to run a file whose coding header names a codec it does not know: so do detection
+    and the harness, with this one line (exit 4)."""
+    declared, line = coding_header(data)
+    if declared is None:
+        return
+    try:
+        codecs.lookup(declared)
+    except LookupError:
+        raise DetectionError(f"{name}:{line}: the coding header names an unknown codec {declared!r}; Python "
+                             f"cannot run this file", hint="fix the header (e.g. # -*- coding: utf-8 -*-) or "
+                                                           "remove it") from None
+
+
 def decode(data: bytes, name: str) -> tuple[str, list[str]]:
     """Bytes to text: BOMs, the PEP 263 header when it is right, else UTF-8, cp1252, latin-1."""
     notes: list[str] = []
@@ -76,12 +101,8 @@ def decode(data: bytes, name: str) -> tuple[str, list[str]]:
     if kind:
         raise DetectionError(f"{name}: is {kind}, not Python source",
                              hint="point mlci at the model's .py file or notebook (check what was committed)")
-    declared = None
-    for line in data.split(b"\n", 2)[:2]:
-        match = _CODING.match(line)
-        if match:
-            declared = match.group(1).decode("ascii", "replace")
-            break
+    check_coding(data, name)
+    declared = coding_header(data)[0]
     tried = []
     for encoding in (declared, "utf-8", "cp1252", "latin-1"):
         if not encoding or encoding in tried:

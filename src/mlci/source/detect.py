@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlci.source._detect_ast import AstFacts, Facts, Layer, Model, TokenFacts
-from mlci.source._detect_source import AST_LIMIT, Chunk, Source, parse, read_source, tokens
+from mlci.source._detect_source import (AST_LIMIT, Chunk, Source, check_coding,  # noqa: F401  (the harness uses it)
+                                        parse, read_source, tokens)
 from mlci.source._detect_vocab import SUPPORTED, UNSUPPORTED, classify
 from mlci.core.errors import DetectionError, UsageError
 
@@ -458,8 +459,12 @@ def _entry_of_folder(folder: Path, config: "Config | None") -> tuple[Path, Detec
                          hint=f"name the entry in {folder}/mlci.toml: entry = \"<file>.py\"")
 
 
+# Libraries that plot, load or show data: a file that imports only these trains nothing an image could run.
+_TRAIN_NOTHING = {"python", "matplotlib", "seaborn", "plotly", "bokeh", "altair", "PIL", "cv2", "imageio", "pandas",
+                  "requests", "tqdm", "IPython", "ipywidgets", "yaml", "click", "rich"}
+
+
 def unsupported_message(detection: Detection) -> str:
-    what = detection.found or "python"
     trains = next((item for item in detection.evidence if item.why.startswith(("trains", "builds"))), None)
     if trains is not None:
         found = f"it {trains.why.split(' (')[0].split(';')[0]} (line {trains.line})"
@@ -467,8 +472,13 @@ def unsupported_message(detection: Detection) -> str:
         imports = [item.why.removeprefix("imports ") for item in detection.evidence if item.why.startswith("imports")]
         found = (f"no scikit-learn, Keras or PyTorch model is built or trained here (imports: {', '.join(imports)})"
                  if imports else "no scikit-learn, Keras or PyTorch model is built or trained here (no imports)")
-    return (f"{detection.entry}: unsupported model code: {found}; mlci has images for scikit-learn, Keras and "
-            f"PyTorch; to run it anyway map an image in mlci.toml: [images] {what} = \"your/image:tag\"")
+    head = f"{detection.entry}: unsupported model code: {found}"
+    if trains is None and (detection.found or "python") in _TRAIN_NOTHING:
+        # Nothing is trained (a plotting or data script): an image would not help; the right file would.
+        return (f"{head}; point mlci at the file that builds and trains the model (scikit-learn, Keras or "
+                f"PyTorch), or name it in mlci.toml: entry = \"<file>.py\"")
+    return (f"{head}; mlci has images for scikit-learn, Keras and PyTorch; to run it anyway map an image in "
+            f"mlci.toml: [images] {detection.found} = \"your/image:tag\"")
 
 
 def detect(path: Path, *, config: "Config | None" = None) -> Detection:

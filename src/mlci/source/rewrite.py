@@ -45,6 +45,7 @@ SKLEARN_KNOBS: dict[str, list[tuple[str, int | None, Any]]] = {
 # Knobs whose sites all move together: a site equal to the baseline takes the new value, others scale with it.
 SCALAR_KNOBS = REWRITABLE  # from the knob catalogue (mlci.core.knobs), in site order
 INT_KNOBS = REWRITABLE_INTS
+SITE_ORDER = (*SCALAR_KNOBS, "optimizer")
 
 
 @dataclass
@@ -100,6 +101,7 @@ class Scan:
     module: cst.Module | None = None
     positions: Any = None
     error: str | None = None
+    keras_ref: str | None = None  # how the script names the keras module (keras, tf.keras, ...)
 
     @property
     def container(self) -> Container | None:
@@ -273,6 +275,8 @@ class _Reader(cst.CSTVisitor):
         elif name in OPTIMIZERS:
             self._knob(node, "learning_rate", ("learning_rate", "lr"), 0, default=OPTIMIZERS[name],
                        insert=bool(self.imports & KERAS_MODULES))
+            if self.imports & KERAS_MODULES:  # the class is a knob too: the call is rewritten whole
+                self.sites.append(Site("optimizer", self.line(node), name.lower(), self.text(node), node, node))
         elif name == "compile" and isinstance(node.func, cst.Attribute) and self.imports & KERAS_MODULES:
             self._optimizer_by_name(node)
         elif name in DROPOUT:
@@ -301,6 +305,7 @@ class _Reader(cst.CSTVisitor):
         if class_name is None:
             return
         keras_ref = self.keras_ref or '__import__("keras")'
+        self.sites.append(Site("optimizer", self.line(call), class_name.lower(), self.text(call), arg.value, call))
         self.sites.append(Site("learning_rate", self.line(call), OPTIMIZERS[class_name], self.text(call), arg.value,
                                call, "optimizer", template=f"{keras_ref}.optimizers.{class_name}(learning_rate={{value}})"))
 
@@ -442,8 +447,8 @@ def scan(source: str, path: str = "model.py") -> Scan:
         outputs.add(id(dense_calls[-1]))
     sites = [s for s in reader.sites if not (s.knob == "units" and id(s.call) in outputs)]
     unresolved = [u for u in reader.unresolved if not (u.knob == "units" and id(u.call) in outputs)]
-    sites.sort(key=lambda s: (s.line, SCALAR_KNOBS.index(s.knob)))
-    return Scan(path, sites, containers, unresolved, framework, wrapper.module, positions)
+    sites.sort(key=lambda s: (s.line, SITE_ORDER.index(s.knob)))
+    return Scan(path, sites, containers, unresolved, framework, wrapper.module, positions, keras_ref=reader.keras_ref)
 
 
 def _is_output(call: cst.Call) -> bool:
@@ -500,6 +505,10 @@ def rewrite(source: str, hparams: dict[str, Any], path: str = "model.py", new_pa
     replace: dict[int, cst.BaseExpression] = {}
     add_keyword: dict[int, list[cst.Arg]] = {}
     changes: list[str] = []
+    optimizer = hparams.get("optimizer", baseline.get("optimizer"))
+    if optimizer != baseline.get("optimizer") or (
+            "learning_rate" in hparams and hparams["learning_rate"] != baseline.get("learning_rate")):
+        changes += _rewrite_optimizers(found, optimizer, hparams, baseline, replace, path)
     for knob in SCALAR_KNOBS:
         if knob not in hparams or hparams[knob] == baseline.get(knob):
             continue
@@ -507,7 +516,8 @@ def rewrite(source: str, hparams: dict[str, Any], path: str = "model.py", new_pa
         if not isinstance(new, (int, float)) or isinstance(new, bool):
             raise UsageError(f"{path}: hparam '{knob}' = {new!r} must be a number", hint="fix hparams.json")
         base = baseline[knob]
-        for site in (s for s in found.sites if s.knob == knob):
+        for site in (s for s in found.sites if s.knob == knob and id(s.literal) not in replace
+                     and id(s.call) not in replace):
             value = _scaled(site.value, base, new, knob)
             like = 1 if knob in INT_KNOBS else 1.0
             expr = _number(value, like)
@@ -562,6 +572,35 @@ def rewrite(source: str, hparams: dict[str, Any], path: str = "model.py", new_pa
     diff = "".join(difflib.unified_diff(source.splitlines(keepends=True), new_source.splitlines(keepends=True),
                                         fromfile=path, tofile=new_path or path))
     return Rewrite(new_source, diff, changes)
+
+
+def _rewrite_optimizers(found: Scan, optimizer: Any, hparams: dict[str, Any], baseline: dict[str, Any],
+                        replace: dict[int, cst.BaseExpression], path: str) -> list[str]:
+    """A changed optimizer class: each optimizer the script builds (or names) becomes the new class with the
+    trial's learning rate; its other arguments (momentum, ...) belong to the old class and are dropped."""
+    sites = [s for s in found.sites if s.knob == "optimizer"]
+    if optimizer == baseline.get("optimizer") or not sites:
+        return []
+    class_name = OPTIMIZER_NAMES.get(str(optimizer).lower())
+    if class_name is None:
+        raise UsageError(f"{path}: hparam 'optimizer' = {optimizer!r} is not a Keras optimizer",
+                         hint=f"use one of {', '.join(sorted(OPTIMIZER_NAMES))}")
+    rate = hparams.get("learning_rate", OPTIMIZERS[class_name])
+    changes = []
+    for site in sites:
+        func = site.literal.func if isinstance(site.literal, cst.Call) else None
+        if isinstance(func, cst.Attribute):
+            prefix = found.module.code_for_node(func.value)  # keras.optimizers.SGD -> keras.optimizers
+        else:
+            prefix = f"{_keras_ref(found)}.optimizers"
+        replace[id(site.literal)] = cst.parse_expression(f"{prefix}.{class_name}(learning_rate={rate!r})")
+        changes.append(f"line {site.line}: optimizer {site.value} -> {class_name}(learning_rate={rate!r})")
+    return changes
+
+
+def _keras_ref(found: Scan) -> str:
+    """How the rewritten copy names the keras module: as the script does, else an import that always works."""
+    return found.keras_ref or '__import__("keras")'
 
 
 def _order(box: Container, call: cst.Call) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.core.errors import ConfigError
-from mlci.core.knobs import space
+from mlci.core.knobs import LEARNING_RATES, learning_rate_range, space
 
 TYPES = ("int", "float", "categorical")
 
@@ -247,6 +247,46 @@ def space_for(baseline: dict[str, Any], *, framework: str, architecture: str, mo
                                   f"{baseline[name]!r}", hint="make the space's values the type of the default")
             space[name] = param
     return {name: param.widened(baseline.get(name)) for name, param in space.items()}
+
+
+# Knobs that count layers a plain script already has: its rewriter adds layers, never removes them.
+STRUCTURAL = ("dense_layers", "conv_blocks")
+
+
+def script_space(space: dict[str, Param], baseline: dict[str, Any]) -> dict[str, Param]:
+    """A plain script's space starts from the script: a layer count never goes below the script's own."""
+    floored = dict(space)
+    for name in STRUCTURAL:
+        param, have = space.get(name), baseline.get(name)
+        if param is None or param.type != "int" or not isinstance(have, int) or param.low >= have:
+            continue
+        floored[name] = Param(name, "int", have, max(param.high, have), param.log, param.step)
+    return floored
+
+
+def rate_range(optimizer: Any, baseline: dict[str, Any]) -> tuple[float, float]:
+    """The learning rates searched with this optimizer; the user's own rate stays inside its optimizer's range."""
+    low, high = learning_rate_range(optimizer)
+    rate = baseline.get("learning_rate")
+    if str(optimizer).lower() == str(baseline.get("optimizer", "")).lower() and isinstance(rate, (int, float)) \
+            and not isinstance(rate, bool) and rate > 0:
+        low, high = min(low, float(rate)), max(high, float(rate))
+    return low, high
+
+
+def optimizer_space(space: dict[str, Param], baseline: dict[str, Any]) -> dict[str, Param]:
+    """With the optimizer a knob, the learning rate's entry spans every optimizer's range (each trial asks
+    within its own optimizer's range: see OptunaStrategy._ask)."""
+    if "optimizer" not in space or "learning_rate" not in space or space["learning_rate"].type != "float":
+        return space
+    ranges = [rate_range(choice, baseline) for choice in space["optimizer"].choices if str(choice).lower()
+              in LEARNING_RATES]
+    if not ranges:
+        return space
+    rate = space["learning_rate"]
+    widened = Param("learning_rate", "float", min([rate.low, *(r[0] for r in ranges)]),
+                    max([rate.high, *(r[1] for r in ranges)]), log=True)
+    return {**space, "learning_rate": widened}
 
 
 # ----------------------------------------------------------------------------- Optuna bridge

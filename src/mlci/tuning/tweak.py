@@ -59,20 +59,59 @@ def strategy_for(run: Run, config: Config | None = None):
     return get_strategy(config.strategy)(run, config, baseline, framework)
 
 
+# A run asks again after a refused proposal at most this many times before the strategy counts as out of ideas.
+MAX_REFUSED = 20
+
+
+def refusal(model_file: Path, hparams: dict[str, Any]) -> str | None:
+    """Why a proposal cannot train (a script the rewriter cannot change so, or whose model would not build);
+    None when it can. Checked before a trial is created, so a refused proposal costs no budget."""
+    from mlci.core.errors import MlciError
+    from mlci.source.mode import is_script
+    from mlci.source.rewrite import rewrite, scan
+    from mlci.source.shapes import build_problem
+
+    try:
+        source = Path(model_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # the harness reports an unreadable file itself
+    if not is_script(source):
+        return None
+    found = scan(source, Path(model_file).name)
+    wanted = {k: v for k, v in hparams.items() if k != "seed"}
+    if all(found.hparams().get(k) == v for k, v in wanted.items()):
+        return None  # the script as written: it runs unchanged
+    try:
+        result = rewrite(source, wanted, Path(model_file).name)
+    except MlciError as err:
+        return err.one_line()
+    return build_problem(result.source, f"rewritten {Path(model_file).name}")
+
+
 def tweak(run: Run, config: Config | None = None) -> Trial | None:
     """Write the next trial's hparams.json from the strategy; None when it has nothing left to try.
 
-    Whether a proposal is due at all (no open trial, budget left) is the run oracle's decision: call it
-    through `RunOracle.propose`.
+    A proposal that cannot train (refused by the rewriter, or a model that would not build) is told to the
+    strategy as such and replaced at once: no trial folder, no budget spent. Whether a proposal is due at all
+    (no open trial, budget left) is the run oracle's decision: call it through `RunOracle.propose`.
     """
     config = config or run.record().config
-    proposal = strategy_for(run, config).propose()
-    if proposal is None:
+    strategy = strategy_for(run, config)
+    model_file = Path(run.record().model_file)
+    for _ in range(MAX_REFUSED):
+        proposal = strategy.propose()
+        if proposal is None:
+            return None
+        why = refusal(model_file, proposal.hparams)
+        if why is None:
+            break
+        strategy.refuse(proposal, why)
+    else:
         return None
     trial = run.new_trial()
     trial.write_hparams(HparamsRecord(trial=trial.number, hparams=proposal.hparams, proposed_by=proposal.proposed_by,
                                       parent=proposal.parent, change=proposal.change, **proposal.extra))
-    _rewrite_script(trial, Path(run.record().model_file), proposal.hparams)
+    _rewrite_script(trial, model_file, proposal.hparams)
     return trial
 
 

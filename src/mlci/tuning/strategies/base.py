@@ -69,6 +69,14 @@ class Strategy(abc.ABC):
         self.baseline = dict(baseline)
         self.framework = framework
         self.objective = Objective.of(config)
+        self.refused: list[tuple[dict[str, Any], str]] = []  # proposals that could not train, and why
+
+    def refuse(self, proposal: Proposal, why: str) -> None:
+        """A proposal could not train (told before any trial was made): never propose it again."""
+        self.refused.append((dict(proposal.hparams), why))
+
+    def was_refused(self, hparams: dict[str, Any]) -> bool:
+        return any(same_hparams(hparams, refused) for refused, _ in self.refused)
 
     @abc.abstractmethod
     def propose(self) -> Proposal | None:

@@ -123,7 +123,7 @@ class LadderStrategy(Strategy):
             if new_value is None:
                 continue
             candidate = {**base.hparams, key: new_value}
-            if any(same_hparams(candidate, t.hparams) for t in history):
+            if any(same_hparams(candidate, t.hparams) for t in history) or self.was_refused(candidate):
                 continue
             return Proposal(candidate, f"ladder:{name}", parent=base.number,
                             change=f"{key} {base.hparams[key]!r} -> {new_value!r}")

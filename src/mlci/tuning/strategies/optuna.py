@@ -14,7 +14,8 @@ from mlci.core.config import find_config
 from mlci.core.states import TrialStatus
 from mlci.core.errors import MlciError
 from mlci.tuning.pruning import read_pruned
-from mlci.tuning.spaces import Param, decode, distributions, encode, space_for
+from mlci.tuning.spaces import (Param, decode, distributions, encode, module_space, optimizer_space, rate_range,
+                                 script_space, space_for)
 from mlci.core.store import Run, RunStore, Trial
 from mlci.tuning.strategies.base import Proposal, Strategy
 from mlci.tuning.study import make_pruner, open_storage, quiet_optuna, storage_url, study_name
@@ -27,6 +28,7 @@ MAX_REPEATS = 25
 MAX_HISTORY = 200
 SOURCE = "mlci_source"  # user attr of an enqueued trial: why it is proposed
 KEY = "mlci_key"  # user attr of a trial added from the run store: "<run id>#<trial>"
+REFUSED = "mlci_refused"  # user attr of an asked trial that could not train (why): it failed before any training
 
 
 def reported_key(metric: str) -> str:
@@ -48,6 +50,13 @@ class OptunaStrategy(Strategy):
         self.space: dict[str, Param] = space_for(self.baseline, framework=framework, architecture=architecture,
                                                  model_file=self.model_file, overrides=config.space,
                                                  source=str(find_config(self.model_file) or "mlci.toml"))
+        self.script = record.kind is not None and record.kind.mode == "script"
+        if self.script:
+            self.space = script_space(self.space, self.baseline)
+        declared = set(config.space or {}) | set(module_space(self.model_file) or {})
+        self.rates_by_optimizer = "learning_rate" not in declared and "optimizer" not in declared
+        if self.rates_by_optimizer:
+            self.space = optimizer_space(self.space, self.baseline)
         self.metric = config.metric
         self.direction = self.objective.direction
         self.url = storage_url(run, config.storage)
@@ -229,13 +238,34 @@ class OptunaStrategy(Strategy):
             point[name] = middle
         return point
 
+    def first_look(self) -> dict[str, Any]:
+        """A Keras script's first proposal: what most often lifts a weak script at little cost (the ladder's
+        first steps at once): a few more epochs, at least 64 units, Adam at its default rate; the layers,
+        filters and dropout as the script has them (a middle of every range would train 5x the epochs)."""
+        point = {name: encode(self.baseline[name]) for name, p in self.space.items()
+                 if name in self.baseline and p.contains(self.baseline[name])}
+        wished = {"epochs": max(3, 2 * int(self.baseline.get("epochs") or 1)),
+                  "units": max(64, int(self.baseline.get("units") or 64)),
+                  "optimizer": "adam", "learning_rate": 1e-3}
+        for name, value in wished.items():
+            param = self.space.get(name)
+            if param is None or name not in self.baseline:
+                continue
+            if param.type != "categorical":
+                value = min(max(value, param.low), param.high)
+            if param.contains(value):
+                point[name] = encode(value)
+        return point
+
     def _first_points(self, study: Any) -> None:
         if study.user_attrs.get("mlci_started"):
             return
         study.set_user_attr("mlci_started", True)
         if self.warm_starts and self._warm_start(study):
             return
-        if self.starts_at_centre and self.space:
+        if self.starts_at_centre and self.space and self.script and self.framework == "keras":
+            study.enqueue_trial(self.first_look(), user_attrs={SOURCE: "first-look"})
+        elif self.starts_at_centre and self.space:
             study.enqueue_trial(self.centre(), user_attrs={SOURCE: "centre"})
 
     # ------------------------------------------------------------------ Strategy
@@ -246,10 +276,15 @@ class OptunaStrategy(Strategy):
         study = self.study()
         self.sync(study)
         self._first_points(study)
+        self._study = study
         dists = distributions(self.space)
         known = self._known_outcomes()
+        for frozen in study.get_trials(deepcopy=False, states=(quiet_optuna().trial.TrialState.FAIL,)):
+            if REFUSED in frozen.user_attrs:  # refused in an earlier process: asked again, refused again at once
+                decoded = {n: decode(self.space[n], v) for n, v in frozen.params.items() if n in self.space}
+                known.setdefault(_key({**self.baseline, **decoded}), ("FAIL", None))
         for _ in range(MAX_REPEATS):
-            asked = study.ask(fixed_distributions=dists)
+            asked = self._ask(study, dists)
             hparams = {**self.baseline, **{n: decode(self.space[n], v) for n, v in asked.params.items()}}
             seen = known.get(_key(hparams))
             if seen is None:
@@ -259,6 +294,20 @@ class OptunaStrategy(Strategy):
             optuna = quiet_optuna()
             study.tell(asked, value if state == "COMPLETE" else None, state=getattr(optuna.trial.TrialState, state))
         return None
+
+    def _conditional_rate(self) -> bool:
+        return (self.rates_by_optimizer and self.framework != "sklearn" and "optimizer" in self.space
+                and "learning_rate" in self.space)
+
+    def _ask(self, study: Any, dists: dict[str, Any]) -> Any:
+        """Ask the study; the learning rate is asked after the optimizer, within that optimizer's range."""
+        if not self._conditional_rate():
+            return study.ask(fixed_distributions=dists)
+        asked = study.ask(fixed_distributions={n: d for n, d in dists.items() if n != "learning_rate"})
+        optimizer = decode(self.space["optimizer"], asked.params["optimizer"])
+        low, high = rate_range(optimizer, self.baseline)
+        asked.suggest_float("learning_rate", low, high, log=True)
+        return asked
 
     def _known_outcomes(self) -> dict[str, tuple[str, float | None]]:
         known = {}
@@ -299,6 +348,16 @@ class OptunaStrategy(Strategy):
         return Proposal(hparams, proposed_by, parent=parent, change=change, extra={"optuna": link})
 
     sampler_name = "tpe"
+
+    def refuse(self, proposal: Proposal, why: str) -> None:
+        """The study learns that this point failed before training (state FAIL, the reason as a user attr)."""
+        super().refuse(proposal, why)
+        link = proposal.extra.get("optuna") or {}
+        study = getattr(self, "_study", None)
+        if study is None or link.get("trial") is None:
+            return
+        study._storage.set_trial_user_attr(link["trial_id"], REFUSED, why[:500])
+        study.tell(link["trial"], state=quiet_optuna().trial.TrialState.FAIL, skip_if_finished=True)
 
     def observe(self, trial: Trial) -> None:
         self.sync(self.study())

@@ -1,0 +1,20 @@
+# bench script k_keras1_list_adam: list dense on mnist, optimizer adam, metric fraction, Keras 1 names
+
+import keras
+from keras import layers
+
+(x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+x_train, x_test = x_train / 255.0, x_test / 255.0
+
+model = keras.Sequential([
+    layers.Flatten(input_shape=(28, 28)),
+    layers.Dense(output_dim=4, activation='relu'),
+    layers.Dense(10, activation='softmax'),
+])
+
+model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+model.fit(x_train, y_train, nb_epoch=1, batch_size=32, verbose=0)
+
+loss, acc = model.evaluate(x_test, y_test, verbose=0)
+with open('accuracy.txt', 'w') as f:
+    f.write(str(acc))

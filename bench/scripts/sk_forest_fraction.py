@@ -1,0 +1,13 @@
+# bench script sk_forest_fraction: scikit-learn, metric fraction
+
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+X, y = load_digits(return_X_y=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
+
+clf = RandomForestClassifier(n_estimators=2, max_depth=2, random_state=0)
+clf.fit(X_train, y_train)
+
+with open('accuracy.txt', 'w') as f:
+    f.write(str(clf.score(X_test, y_test)))
