@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export KERAS_HOME ?= $(CURDIR)/.cache/keras
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test test-fast bench mutation clean lint-jenkinsfile
+.PHONY: setup run test test-fast bench mutation clean lint-jenkinsfile dist
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench: setup
 mutation: setup
 	$(BIN)/pip install -q -e '.[mutation]'
 	nice -n 15 $(BIN)/python bench/mutation.py $(MODULES)
+
+# sdist and wheel in dist/ (docs/install.md): what an agent installs instead of a clone.
+dist: setup
+	$(BIN)/python -m build --no-isolation --outdir dist .
 
 lint-jenkinsfile:
 	scripts/lint-jenkinsfile.sh Jenkinsfile

@@ -209,7 +209,7 @@ def test_killed_container_reports_the_signal(runner, tmp_path):
 @pytest.mark.parametrize("image, message", [
     ("mlci/sklearn:0.0.0-missing",
      "image 'mlci/sklearn:0.0.0-missing' for sklearn models is not in the Docker engine; build it with "
-     "`mlci images build sklearn` (where no image registry is reachable, run `sudo scripts/make-base-image.sh` "
+     "`mlci images build sklearn` (where no image registry is reachable, run `sudo mlci images make-base` "
      "first)"),
     ("example.org/team/sklearn:9",
      "image 'example.org/team/sklearn:9' for sklearn models is not in the Docker engine; pull it "

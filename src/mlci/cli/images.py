@@ -13,17 +13,17 @@ from mlci.cli._common import SEE_EXIT_HELP, console, handle_errors, out
 
 @click.group("images", epilog=SEE_EXIT_HELP)
 def images_group() -> None:
-    """The training images: one per framework (sklearn, keras) on mlci/base, built from dockerfiles/."""
+    """The training images: one per framework (sklearn, keras) on mlci/base, built from the Dockerfiles in mlci."""
 
 
 @images_group.command("build")
 @click.argument("names", nargs=-1, type=click.Choice(["base", "sklearn", "keras"]))
 @click.option("--base", "base_image", default=None, metavar="IMAGE",
               help="Image to build on [env MLCI_BASE_IMAGE; default: mlci/bookworm-python:3.11 when "
-                   "scripts/make-base-image.sh made it, else python:3.11-slim].")
+                   "`mlci images make-base` made it, else python:3.11-slim].")
 @click.option("--wheelhouse", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder of wheels for the images' Python [env MLCI_WHEELHOUSE; default .cache/wheelhouse]; "
-                   "missing wheels are downloaded into it.")
+              help="Folder of wheels for the images' Python [env MLCI_WHEELHOUSE; default: a checkout's "
+                   ".cache/wheelhouse, else ~/.cache/mlci/wheelhouse]; missing wheels are downloaded into it.")
 @click.option("--force", is_flag=True, help="Rebuild even when the content hash is unchanged.")
 @click.option("--verbose", "-v", is_flag=True, help="Show the build output.")
 @handle_errors
@@ -40,6 +40,20 @@ def images_build(names: tuple[str, ...], base_image: str | None, wheelhouse: Pat
     for result in results:
         what = f"built in {result.seconds:.0f}s" if result.built else "unchanged"
         out.print(f"{result.tag}  {result.image_id[7:19]}  {result.size / 1e6:.0f} MB  {what}", markup=False)
+
+
+@images_group.command("make-base")
+@click.argument("image", required=False)
+@handle_errors
+def images_make_base(image: str | None) -> None:
+    """Make the base image without a registry (debootstrap Debian bookworm + docker import); needs root.
+
+    Runs make-base-image.sh, which ships inside mlci [IMAGE default mlci/bookworm-python:3.11]; an
+    existing image is kept. Then: mlci images build --base IMAGE (the default finds it).
+    """
+    from mlci.runners.images import make_base_image
+
+    make_base_image(image)
 
 
 @images_group.command("list")

@@ -1,4 +1,5 @@
-"""Training images: one per framework on a shared base, built with the Docker SDK from dockerfiles/.
+"""Training images: one per framework on a shared base, built with the Docker SDK from the Dockerfiles
+that ship inside mlci (mlci/dockerfiles/), so an installed mlci builds them as a checkout does.
 
 Python packages come from a host-side wheelhouse (`pip download` for the image's Python and
 platform), so a build needs no network; a content-hash label lets an unchanged image be skipped.
@@ -10,16 +11,17 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Callable, Iterable
 
 from mlci import __version__
 from mlci.core.errors import RunnerError, UsageError
+from mlci.runners import mlci_wheel
+from mlci.runners.mlci_wheel import run_pip as _pip
 
 # name -> (parent, the mlci extra whose packages it adds); built in this order.
 IMAGES: dict[str, tuple[str | None, str | None]] = {
@@ -29,7 +31,7 @@ IMAGES: dict[str, tuple[str | None, str | None]] = {
 }
 FRAMEWORKS = ("sklearn", "keras")
 REGISTRY_BASE = "python:3.11-slim"
-LOCAL_BASE = "mlci/bookworm-python:3.11"  # what scripts/make-base-image.sh makes
+LOCAL_BASE = "mlci/bookworm-python:3.11"  # what make-base-image.sh makes (`mlci images make-base`)
 HASH_LABEL = "mlci.content-hash"
 FRAMEWORK_LABEL = "mlci.framework"
 VERSION_LABEL = "mlci.version"
@@ -58,18 +60,32 @@ class BuildResult:
     steps: dict[str, float] = field(default_factory=dict)
 
 
-def source_root() -> Path:
-    """The mlci checkout holding dockerfiles/ and setup.cfg (images are built from source)."""
-    root = Path(__file__).resolve().parents[3]
-    if not (root / "dockerfiles").is_dir() or not (root / "setup.cfg").is_file():
-        raise UsageError(f"no mlci source checkout around {Path(__file__).resolve()} (dockerfiles/ and setup.cfg "
-                         "are needed to build images)",
-                         hint="run `mlci images build` from a git clone of mlci installed with `pip install -e .`")
-    return root
+def dockerfiles() -> Path:
+    """The folder of Dockerfiles (one subfolder per image) and make-base-image.sh, inside the package."""
+    folder = Path(str(resources.files("mlci") / "dockerfiles"))
+    missing = [name for name in IMAGES if not (folder / name / "Dockerfile").is_file()]
+    if missing:
+        raise UsageError(f"{folder}: the Dockerfiles of {', '.join(missing)} are missing from this mlci installation",
+                         hint="reinstall mlci from its wheel (pip install --force-reinstall mlci-*.whl)")
+    return folder
 
 
-def default_wheelhouse(root: Path) -> Path:
-    return Path(os.environ.get("MLCI_WHEELHOUSE") or root / ".cache" / "wheelhouse")
+def make_base_image(image: str | None = None) -> None:
+    """Run make-base-image.sh: debootstrap + `docker import`, no registry needed (root; an existing image is kept)."""
+    script = Path(str(resources.files("mlci") / "dockerfiles" / "make-base-image.sh"))
+    done = subprocess.run(["bash", str(script), *([image] if image else [])])
+    if done.returncode != 0:
+        raise RunnerError(f"{script} failed (exit {done.returncode})", hint="its last lines are above")
+
+
+def default_wheelhouse() -> Path:
+    """$MLCI_WHEELHOUSE, else a checkout's .cache/wheelhouse/, else the user's cache (~/.cache/mlci/wheelhouse)."""
+    if os.environ.get("MLCI_WHEELHOUSE"):
+        return Path(os.environ["MLCI_WHEELHOUSE"])
+    root = mlci_wheel.source_root()
+    if root is not None:
+        return root / ".cache" / "wheelhouse"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlci" / "wheelhouse"
 
 
 def client_or_error():
@@ -99,7 +115,7 @@ def resolve_base(client, explicit: str | None, progress: Progress = lambda line:
         client.images.pull(wanted)
     except docker.errors.DockerException as exc:
         raise RunnerError(f"base image '{wanted}' is not here and cannot be pulled ({_short(exc)})",
-                          hint="without a registry, make one with `sudo scripts/make-base-image.sh` and build with "
+                          hint="without a registry, make one with `sudo mlci images make-base` and build with "
                                f"`mlci images build --base {LOCAL_BASE}`") from None
     return wanted
 
@@ -119,26 +135,6 @@ def _short(exc: BaseException) -> str:
 
 
 # ----------------------------------------------------------------------------- wheelhouse
-
-
-def build_mlci_wheel(root: Path, dest: Path) -> Path:
-    """mlci's own wheel from the checkout (`pip wheel --no-deps`), so the harness is in the image."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for old in dest.glob("mlci-*.whl"):
-        old.unlink()
-    with tempfile.TemporaryDirectory(prefix="mlci-wheel-") as tmp:
-        # A copy of the sources: an in-tree build would leave build/ and egg-info in the checkout.
-        shutil.copytree(root / "src", Path(tmp) / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        for name in ("setup.cfg", "pyproject.toml", "README.md"):
-            shutil.copy2(root / name, Path(tmp) / name)
-        try:  # the host's setuptools first (offline); an isolated build fetches setuptools and wheel
-            _pip(["wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dest), tmp], what="")
-        except RunnerError:
-            _pip(["wheel", "--no-deps", "-q", "-w", str(dest), tmp], what="build mlci's wheel")
-    wheels = list(dest.glob("mlci-*.whl"))
-    if len(wheels) != 1:
-        raise RunnerError(f"building mlci's wheel left {len(wheels)} wheels in {dest}", hint="remove that folder")
-    return wheels[0]
 
 
 def requirements_of(wheel: Path, extra: str | None) -> list[str]:
@@ -187,7 +183,7 @@ def fill_wheelhouse(folder: Path, requirements: list[str], progress: Progress) -
     base = ["download", "-q", "--disable-pip-version-check", "-d", str(folder), *TARGET]
     local = ["--no-index", "--find-links", str(folder)]
     try:
-        _pip([*base, *local, "-c", str(constraints), *requirements], what="", quiet=True)
+        _pip([*base, *local, "-c", str(constraints), *requirements], what="")
         return time.monotonic() - started
     except RunnerError:
         pass
@@ -199,16 +195,6 @@ def fill_wheelhouse(folder: Path, requirements: list[str], progress: Progress) -
         _pip([*base, "--find-links", str(folder), *requirements],
              what=f"download wheels for {' '.join(requirements)} into {folder}")
     return time.monotonic() - started
-
-
-def _pip(args: list[str], *, what: str, quiet: bool = False) -> None:
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    done = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
-        raise RunnerError(f"pip could not {what or 'do it'} ({tail})",
-                          hint="check that the package index is reachable, or fill the wheelhouse by hand "
-                               "(docs/docker.md)")
 
 
 def _pip_wheel(folder: Path) -> Path:
@@ -224,9 +210,15 @@ def _pip_wheel(folder: Path) -> Path:
 
 
 def content_hash(dockerfile: Path, wheels: Iterable[Path], parent_id: str, extra: str = "") -> str:
+    """Dockerfile, wheels (name and size), the image below and `extra` (the base: what mlci's wheel installs).
+
+    mlci's own wheel counts by `extra` only: a build and a repack of the same code differ in their bytes.
+    """
     digest = hashlib.sha256()
     digest.update(dockerfile.read_bytes())
     for wheel in sorted(wheels, key=lambda p: p.name):
+        if wheel.name.startswith("mlci-"):
+            continue
         digest.update(wheel.name.encode())
         digest.update(str(wheel.stat().st_size).encode())
     digest.update(parent_id.encode())
@@ -234,23 +226,14 @@ def content_hash(dockerfile: Path, wheels: Iterable[Path], parent_id: str, extra
     return digest.hexdigest()[:16]
 
 
-def source_hash(root: Path) -> str:
-    """What mlci's wheel is made of (the wheel itself carries timestamps)."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in (root / "src").rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                   and ".egg-info" not in str(p))
-    for path in [*files, root / "setup.cfg", root / "pyproject.toml"]:
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+def _context(house: Path, dockerfile: Path, wheels: list[Path], pip_wheel: Path, requirements: list[str]) -> Path:
+    """A build context holding the Dockerfile, wheels/ (hard links into the wheelhouse) and pip.whl.
 
-
-def _context(root: Path, name: str, wheels: list[Path], pip_wheel: Path, requirements: list[str]) -> Path:
-    """A build context holding the Dockerfile, wheels/ (hard links into the wheelhouse) and pip.whl."""
-    context = root / ".cache" / "build" / name
-    shutil.rmtree(context, ignore_errors=True)
-    (context / "wheels").mkdir(parents=True)
-    shutil.copy2(root / "dockerfiles" / name / "Dockerfile", context / "Dockerfile")
+    A fresh folder inside the wheelhouse: the links need one file system, and two builds never share it.
+    """
+    context = Path(tempfile.mkdtemp(prefix=".build-", dir=house))
+    (context / "wheels").mkdir()
+    shutil.copy2(dockerfile, context / "Dockerfile")
     for wheel in wheels:
         _link(wheel, context / "wheels" / wheel.name)
     _link(pip_wheel, context / "wheels" / "pip.whl")
@@ -273,14 +256,16 @@ def build_images(names: Iterable[str] | None = None, *, base: str | None = None,
         if name not in IMAGES:
             raise UsageError(f"unknown image '{name}'", hint=f"known images: {', '.join(IMAGES)}")
     order = [n for n in IMAGES if n in wanted or any(IMAGES[w][0] == n for w in wanted)]
-    root = source_root()
+    files = dockerfiles()
     client = client or client_or_error()
-    house = (wheelhouse or default_wheelhouse(root)).resolve()
+    house = (wheelhouse or default_wheelhouse()).resolve()
+    house.mkdir(parents=True, exist_ok=True)
     base_ref = resolve_base(client, base, progress)
     base_id = client.images.get(base_ref).id
 
     started = time.monotonic()
-    mlci_wheel = build_mlci_wheel(root, house / "mlci")
+    own_wheel = mlci_wheel.mlci_wheel(house / "mlci")
+    own_hash = mlci_wheel.content_hash(own_wheel)
     wheel_seconds = time.monotonic() - started
     pip_wheel = _pip_wheel(house / "tools")
     results: list[BuildResult] = []
@@ -291,17 +276,18 @@ def build_images(names: Iterable[str] | None = None, *, base: str | None = None,
         steps = {"mlci_wheel": wheel_seconds} if name == "base" else {}
         if name == "base":
             requirements = ["mlci"]
-            steps["wheelhouse"] = fill_wheelhouse(folder, [str(mlci_wheel)], progress)
-            shutil.copy2(mlci_wheel, folder / mlci_wheel.name)
+            steps["wheelhouse"] = fill_wheelhouse(folder, [str(own_wheel)], progress)
+            for old in folder.glob("mlci-*.whl"):
+                old.unlink()
+            shutil.copy2(own_wheel, folder / own_wheel.name)
         elif extra:
-            requirements = requirements_of(mlci_wheel, extra)
+            requirements = requirements_of(own_wheel, extra)
             steps["wheelhouse"] = fill_wheelhouse(folder, requirements, progress)
         else:
             requirements = []
         wheels = sorted(folder.glob("*.whl")) if requirements else []
         parent_id = base_id if parent is None else built_ids[parent]
-        digest = content_hash(root / "dockerfiles" / name / "Dockerfile", wheels, parent_id,
-                              source_hash(root) if name == "base" else "")
+        digest = content_hash(files / name / "Dockerfile", wheels, parent_id, own_hash if name == "base" else "")
         tag = tag_for(name)
         existing = _existing(client, tag)
         if existing is not None and not force and existing.labels.get(HASH_LABEL) == digest:
@@ -310,7 +296,7 @@ def build_images(names: Iterable[str] | None = None, *, base: str | None = None,
             _tag_latest(existing, name)
             results.append(BuildResult(name, tag, existing.id, False, 0.0, existing.attrs["Size"], digest, steps))
             continue
-        context = _context(root, name, wheels, pip_wheel, requirements)
+        context = _context(house, files / name / "Dockerfile", wheels, pip_wheel, requirements)
         buildargs = {"BASE_IMAGE": base_ref} if parent is None else {"MLCI_BASE": tag_for(parent)}
         progress(f"{tag}: building (content hash {digest})")
         t0 = time.monotonic()
@@ -411,4 +397,4 @@ def build_command(framework: str) -> str:
     return f"mlci images build {framework}"
 
 
-NO_REGISTRY_NOTE = "where no image registry is reachable, run `sudo scripts/make-base-image.sh` first"
+NO_REGISTRY_NOTE = "where no image registry is reachable, run `sudo mlci images make-base` first"
