@@ -18,7 +18,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, _unavailable
+from conftest import ROOT
+from skips import unavailable
 
 from mlci import __version__
 from mlci.runners import mlci_wheel
@@ -155,7 +156,7 @@ def test_the_installed_wheel_builds_the_sklearn_image_and_trains_a_trial_in_it(i
     requirements = sorted(w for w in (host / "base").glob("*.whl") if not w.name.startswith("mlci-"))
     pip_wheels = sorted((host / "tools").glob("pip-*.whl"))
     if not requirements or not pip_wheels:
-        _unavailable(f"no wheelhouse with mlci's requirements in {host} (`make docker-ready` fills it)")
+        unavailable(f"no wheelhouse with mlci's requirements in {host}", "`make docker-ready` fills it")
     house = tmp_path / "wheelhouse"  # a private one: the fresh mlci writes its own wheel into it
     for wheel, folder in [*[(w, "base") for w in requirements], (pip_wheels[-1], "tools")]:
         (house / folder).mkdir(parents=True, exist_ok=True)
