@@ -64,7 +64,8 @@ def render_index(store: RunStore, entries: list[RunEntry]) -> str:
                 f"<td>{_lineage_cell(entry, known)}</td></tr>")
         metric = runs[-1].record.config.metric
         sections.append(
-            f"<h2>{e(model)}</h2><p class='note'>{len(runs)} run(s), oldest first; best is {e(metric)}.</p>"
+            f"<h2>{e(model)}</h2><p class='note'>{len(runs)} run(s), oldest first; best: the {e(metric)} of "
+            "the run's best trial.</p>"
             "<table><tr><th>run</th><th>commit</th><th>status</th><th>best</th><th>trials</th><th>duration</th>"
             f"<th>started</th><th>warm-started from</th></tr>{''.join(lines)}</table>")
     body = "".join(sections) or "<p>No runs yet: start one with <code>mlci run MODEL_FILE</code>.</p>"

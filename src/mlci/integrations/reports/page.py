@@ -149,6 +149,12 @@ def _curves(rows: list[TrialRow], record: Any) -> str:
             f"<img class='curves' src='{data_uri(png)}' alt='training and validation curves per epoch'>")
 
 
+def _why(record: Any) -> str:
+    """How the run ended, unless the line before already says it (trial N reached ...)."""
+    message = record.message or ""
+    return "" if message.startswith(f"trial {record.best_trial} reached") else message
+
+
 def render(run: Run, rows: list[TrialRow]) -> str:
     record = run.record()
     objective = Objective.of(record.config)
@@ -168,7 +174,7 @@ def render(run: Run, rows: list[TrialRow]) -> str:
 model <code>{e(record.model_file)}</code>, kind {e(kind)}, image <code>{e(record.image or 'local')}</code>.</p>
 {_lineage(run, rows)}
 <p>Best: trial {best.number if best else '—'}, {e(metric)} <b>{fmt(record.best_value)}</b> against the threshold
-{objective.threshold:g}. {e(record.message or '')}</p>
+{objective.threshold:g}. {e(_why(record))}</p>
 <p>Started {e(record.created_at)}, finished {e(record.finished_at or '—')}; the run took
 <b>{seconds_text(run_seconds(record))}</b>, its trials {seconds_text(sum(r.wall_seconds or 0 for r in rows))}
 of training time in all.</p>
