@@ -14,6 +14,7 @@ import pytest
 
 from conftest import KERAS_DIGITS_SOURCE, KNN_SOURCE, mlci, write_model
 from mlci.core.store import RunStore
+from mlci.integrations.reports.rows import epoch_curves
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -83,6 +84,15 @@ def test_an_unreachable_server_never_fails_a_trial_and_is_said_once(tmp_path, ho
     assert said.count("said once per run") == 1
 
 
+def test_commands_that_do_not_track_never_import_mlflow():
+    """mlflow takes seconds to import: only a run with [tracking] mlflow_uri pays for it."""
+    code = ("import sys, mlci.cli, mlci.orchestration.pipeline, mlci.orchestration.lifecycle, "
+            "mlci.integrations.notify, mlci.integrations.tracking, mlci.integrations.reports; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
 def test_config_rejects_a_tracking_uri_that_is_not_http(tmp_path, home):
     model = write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py", tracked("file:///tmp/mlruns"))
     done = mlci("run", str(model), "--home", str(home), "-q", "--no-notify")
@@ -123,10 +133,9 @@ def test_each_trial_is_an_mlflow_run_nested_under_the_mlci_run(tmp_path, home, m
             assert child.data.params == {k: str(v) for k, v in trial.hparams().hparams.items()}
             history = client.get_metric_history(child.info.run_id, "val_accuracy")
             logged = [m.value for m in sorted(history, key=lambda m: m.step)]
-            assert logged == pytest.approx(__import__("json").loads(
-                (trial.dir / "metrics.json").read_text())["history"]["val_accuracy"] if trial.has_metrics() else logged)
-            assert len(logged) >= 1
-            if trial.has_metrics():
+            metrics = trial.metrics() if trial.has_metrics() else None
+            assert len(logged) >= 1 and logged == pytest.approx(epoch_curves(trial, metrics)["val_accuracy"])
+            if metrics is not None:
                 assert child.data.metrics["final_accuracy"] == pytest.approx(trial.metrics().value)
                 assert "model.keras" in [a.path for a in client.list_artifacts(child.info.run_id)]
                 assert child.info.status == "FINISHED"
