@@ -10,13 +10,19 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export KERAS_HOME ?= $(CURDIR)/.cache/keras
 export MPLBACKEND ?= Agg
 
-.PHONY: setup run test test-fast bench mutation clean lint-jenkinsfile dist
+.PHONY: setup run test test-fast bench mutation clean lint-jenkinsfile dist browser-ready
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[keras,docker,jenkins,dev]'
 	touch $(STAMP)
+
+# The test suite also needs MLflow (a real tracking server) and optuna-dashboard; `make run` does not.
+TEST_STAMP := $(VENV)/.test-extras-stamp
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[keras,docker,jenkins,dev,tracking,dashboard]'
+	touch $(TEST_STAMP)
 
 setup: $(STAMP)
 
@@ -36,10 +42,14 @@ images: setup
 
 # ---- end docker ----
 
-test: setup docker-ready
+# browser-ready: Debian's chromium for the report tests (installed as root; see the script).
+browser-ready:
+	scripts/browser-ready.sh
+
+test: setup $(TEST_STAMP) docker-ready browser-ready
 	$(BIN)/pytest
 
-test-fast: setup
+test-fast: setup $(TEST_STAMP) browser-ready
 	$(BIN)/pytest -m "not slow and not docker"
 
 bench: setup

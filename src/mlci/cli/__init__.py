@@ -14,7 +14,7 @@ from mlci.cli._common import EXIT_HELP
 
 # `mlci --help` lists the commands in the order a model goes through them, then the reading ones, then the tools.
 COMMAND_ORDER = ("run", "fetch", "detect", "launch", "train", "wait", "check", "tweak", "status", "notify", "monitor",
-                 "report", "history", "runs",
+                 "report", "history", "runs", "dashboard",
                  "example", "images", "jenkins", "hook", "watch")
 
 
@@ -40,6 +40,7 @@ def _register() -> None:
 
     for command in (pipeline.run, pipeline.train, pipeline.fetch, pipeline.launch, pipeline.wait, pipeline.check,
                     pipeline.tweak, pipeline.status, results.history, results.report, results.list_runs,
+                    results.dashboard,
                     detect.detect_command, notify.notify_command, example.example_command, images.images_group,
                     monitor.monitor_command,
                     jenkins.jenkins_group, jenkins.hook_group, jenkins.watch_command):

@@ -46,20 +46,26 @@ class RichEvents:
         self.progress.console.print(f"trial {trial.number}: {hparams.proposed_by}{change}")
         if self.epoch_task is not None:
             self.progress.remove_task(self.epoch_task)
+            self.epoch_task = None
+        # A model without epochs (KNN, a forest) gets no epoch bar: it would stand at "0/?" until the end.
         epochs = hparams.hparams.get("epochs")
-        self.epoch_task = self.progress.add_task(f"  trial {trial.number} epochs",
-                                                 total=epochs if isinstance(epochs, int) else None, info="")
+        if isinstance(epochs, int) and epochs > 0:
+            self.epoch_task = self.progress.add_task(f"  trial {trial.number} epochs", total=epochs, info="")
 
     def trial_progress(self, trial, epoch, epochs, value) -> None:
-        if self.epoch_task is not None:
-            info = f"val {value:.4f}" if isinstance(value, float) else ""
-            self.progress.update(self.epoch_task, completed=epoch, total=epochs or None, info=info)
+        if not epochs:
+            return  # the heartbeat of a fit without epochs
+        if self.epoch_task is None:  # a script's epochs are known once its fit starts
+            self.epoch_task = self.progress.add_task(f"  trial {trial.number} epochs", total=epochs, info="")
+        info = f"val {value:.4f}" if isinstance(value, float) else ""
+        self.progress.update(self.epoch_task, completed=epoch, total=epochs, info=info)
 
     def trial_finished(self, trial, metrics, state) -> None:
         self.progress.advance(self.trials_task)
         if metrics is not None:
+            epochs = f"{metrics.epochs_done} epoch{'s' if metrics.epochs_done != 1 else ''}, " if metrics.history else ""
             self.progress.console.print(f"  [bold]{metrics.metric} {metrics.value:.4f}[/bold] "
-                                        f"({metrics.epochs_done} epochs, fit {metrics.train_seconds:.1f}s)")
+                                        f"({epochs}fit {metrics.train_seconds:.1f}s)")
         else:
             from rich.markup import escape
 
@@ -105,13 +111,25 @@ def run(model_file, config_path, home, runner, strategy, threshold, max_trials, 
         result = run_pipeline(model_file, store=store_for(home), config_path=config_path, overrides=overrides,
                               commit=commit, events=events, notify_outcome=not no_notify)
     out.print(trial_table(result.run))
-    outcome = result.outcome
-    verdict = {"met": "[bold green]threshold met[/bold green]",
-               "exhausted": "[bold red]budget spent below the threshold[/bold red]"}.get(outcome.status, outcome.status)
-    best = "—" if outcome.best_value is None else f"{outcome.best_value:.4f} (trial {outcome.best_trial})"
-    out.print(f"{verdict}: best {outcome.objective.metric} {best}; {outcome.message}")
-    out.print(f"report: {result.run.dir / 'report.html'}  best model: {result.run.best_dir}")
+    out.print(verdict_line(result.outcome))
+    # Plain lines, never wrapped by the console: people copy these paths.
+    click.echo(f"report: {(result.run.dir / 'report.html').resolve()}")
+    click.echo(f"best model: {result.run.best_dir.resolve()}")
     sys.exit(result.exit_code)
+
+
+def verdict_line(outcome) -> str:
+    """The run's verdict once: the oracle's message already names the best trial when it met the threshold."""
+    from rich.markup import escape
+
+    verdict = {"met": "[bold green]threshold met[/bold green]",
+               "exhausted": "[bold red]budget spent below the threshold[/bold red]"}.get(outcome.status,
+                                                                                      escape(str(outcome.status)))
+    message = escape(outcome.message or "")
+    if outcome.best_trial is not None and message.startswith(f"trial {outcome.best_trial} reached"):
+        return f"{verdict}: {message}"
+    best = "—" if outcome.best_value is None else f"{outcome.best_value:.4f} (trial {outcome.best_trial})"
+    return f"{verdict}: best {outcome.objective.metric} {best}" + (f"; {message}" if message else "")
 
 
 @click.command(epilog=SEE_EXIT_HELP)
@@ -315,7 +333,18 @@ def status(run_id, home, as_json):
         click.echo(_json.dumps(facts, indent=2))
     else:
         for key, value in facts.items():
-            click.echo(f"{key}: {value}")
+            click.echo(f"{key}: {_plain(value)}")
+
+
+def _plain(value) -> str:
+    """A status value as a person reads it: yes/no and a dash, not Python's True and None."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
 
 
 def _explain(path: Path) -> None:

@@ -118,6 +118,20 @@ class MonitorConfig(_Section):
     poll: float = Field(default=1.0, gt=0, le=60, description="seconds between checks where no event wakes the monitor")
 
 
+class TrackingConfig(_Section):
+    """Where trials are logged besides the run store (docs/reports.md#mlflow-tracking)."""
+
+    mlflow_uri: str | None = Field(default=None, description="an MLflow tracking server (http://host:5000)")
+    experiment: str | None = Field(default=None, description="the MLflow experiment [default: mlci/<model name>]")
+
+    @field_validator("mlflow_uri")
+    @classmethod
+    def _tracking_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("an http:// or https:// URL of an MLflow tracking server")
+        return value
+
+
 class DataConfig(_Section):
     """Offline data for unmodified scripts written for full MNIST."""
 
@@ -147,6 +161,7 @@ class Config(_Section):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import os
 from dataclasses import asdict
-from datetime import datetime, timezone
 from email.utils import make_msgid
 from typing import Any, Literal, Mapping
 
@@ -17,7 +16,8 @@ from mlci import __version__
 from mlci.core.objective import Objective
 from mlci.core.states import TrialStatus
 from mlci.core.errors import UsageError
-from mlci.integrations.report import trial_rows
+from mlci.integrations.reports import trial_rows
+from mlci.integrations.reports.rows import run_seconds, seconds_text
 from mlci.core.store import Record, Run, RunRecord, now_iso
 
 
@@ -75,19 +75,7 @@ def _number(value: float | None, other: float | None = None) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    if value is None:
-        return "–"
-    value = int(round(value))
-    hours, rest = divmod(value, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}h {minutes}m {seconds}s" if hours else f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
+    return seconds_text(value, missing="–")
 
 
 def _one_line(text: str, limit: int = 120) -> str:
@@ -105,6 +93,7 @@ def _trial_rows(run: Run) -> list[dict[str, Any]]:
     for row in trial_rows(run):
         fields = asdict(row)
         fields["trial"] = fields.pop("number")
+        fields.pop("curves")  # per-epoch lists belong in the report, not in a mail or a webhook body
         fields["seconds"] = row.wall_seconds if row.wall_seconds is not None else row.train_seconds
         rows.append(fields)
     return rows
@@ -142,8 +131,7 @@ def outcome_facts(run: Run, record: RunRecord, event: str, trial: int | None) ->
         raise UsageError(f"run {run.id} has not met the threshold: best {metric} {_number(best_value, threshold)} "
                          f"vs {_number(threshold)}, so 'success' would be untrue",
                          hint="use --event budget-exhausted, or leave --event out to follow the run's status")
-    started, finished = _parse_time(record.created_at), _parse_time(record.finished_at)
-    duration = ((finished or datetime.now(timezone.utc)) - started).total_seconds() if started else None
+    duration = run_seconds(record)
     return {
         "event": event, "run_id": record.run_id, "model_name": record.model_name, "commit": record.commit,
         "status": record.status, "metric": metric, "threshold": threshold, "higher_is_better": higher,
@@ -151,7 +139,7 @@ def outcome_facts(run: Run, record: RunRecord, event: str, trial: int | None) ->
         "best_hparams": best_row["hparams"] if best_row else {}, "trials_done": len(done),
         "trials": rows, "failed_trial": failed, "message": record.message,
         "created_at": record.created_at, "finished_at": record.finished_at, "duration_seconds": duration,
-        "run_dir": str(run.dir), **jenkins_links(),
+        "run_dir": str(run.dir.resolve()), **jenkins_links(),  # a relative path means nothing in a mail
     }
 
 

@@ -249,13 +249,16 @@ def announce(run: Run, config: NotifyConfig, *, echo: Echo | None = None, send: 
     A report that cannot be written never hides the outcome; with send=False only the report is written;
     with warn_only a notification error is a warning line (the run's own outcome matters more).
     """
-    from mlci.integrations.report import write_report
+    from mlci.integrations.reports import write_report
 
     echo = echo or (lambda _line: None)
     try:
         write_report(run)
     except Exception as exc:  # noqa: BLE001
         echo(f"warning: the report could not be written ({type(exc).__name__}: {exc})")
+    from mlci.integrations.tracking import sync
+
+    sync(run, notice=echo)  # the report goes to the tracking server with the last trials
     if not send:
         return None
     if event is None and not RunStatus(run.record().status).is_finished():

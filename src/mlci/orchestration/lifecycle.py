@@ -259,8 +259,16 @@ def _close(run: Run, trial: Trial, state: TrialState, outcome: TrialStatus, stat
     if outcome == TrialStatus.SUCCEEDED:
         with contextlib.suppress(MlciError):
             metrics = trial.metrics()
+    track(run, events)
     emit(events, "trial_finished", trial, metrics, state)
     return state
+
+
+def track(run: Run, events: Any = None) -> None:
+    """Copy the ended trials to the tracking server, if the run has one; never fails the trial."""
+    from mlci.integrations.tracking import sync
+
+    sync(run, notice=lambda text: notice(events, text))
 
 
 # ----------------------------------------------------------------------------- following one trial
@@ -304,6 +312,7 @@ def follow(run: Run, trial: Trial, runner: Runner, handle: str, config: Config, 
             if verdict.state.status == TrialStatus.SUCCEEDED:
                 with contextlib.suppress(MlciError):
                     metrics = trial.metrics()
+            track(run, events)
             emit(events, "trial_finished", trial, metrics, verdict.state)
         return verdict.state
 
