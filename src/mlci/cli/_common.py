@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from mlci.core.errors import EXIT_CODES, EXIT_INTERRUPTED, MlciError
+from mlci.core.errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_USAGE, MlciError, redact
 from mlci.core.store import RunStore
 
 console = Console(stderr=True, highlight=False)
@@ -31,6 +31,12 @@ def handle_errors(func):
         except MlciError as err:
             click.echo(f"mlci: error: {err.one_line()}", err=True)
             sys.exit(err.exit_code)
+        except OSError as exc:
+            # The machine refused (permissions, a full disk, a file where a folder belongs): not a bug in mlci.
+            where = f"{exc.filename}: " if exc.filename else ""
+            line = redact(" ".join(f"{where}{exc.strerror or exc}".split()))
+            click.echo(f"mlci: error: {line}; check the permissions and free space of that path", err=True)
+            sys.exit(EXIT_USAGE)
         except KeyboardInterrupt:
             click.echo("mlci: interrupted; the run store is consistent, run the same command again to continue",
                        err=True)
@@ -49,13 +55,12 @@ def store_for(home: Path | None) -> RunStore:
 
 
 def _properties(path: Path | None, values: dict) -> None:
-    """KEY=VALUE lines on stdout, and in a file for Jenkins' parameterized trigger."""
-    lines = [f"{key}={value}" for key, value in values.items() if value is not None]
+    """KEY=VALUE lines on stdout, and in a file for Jenkins' parameterized trigger (one checked writer)."""
+    from mlci.integrations.jenkins import property_lines, write_properties
+
+    lines = write_properties(path, values, append=True) if path else property_lines(values)
     for line in lines:
         click.echo(line)
-    if path:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
 
 
 run_option = click.option("--run", "run_id", required=True, envvar="RUN_ID", help="Run id [env RUN_ID].")

@@ -155,11 +155,14 @@ def fetch(source, ref, model, config_path, threshold, max_trials, runner, home, 
     from mlci.integrations.fetch import fetch as fetch_code
     from mlci.orchestration.runs import prepare_run
 
+    from mlci.integrations.jenkins import property_lines
+
     store = store_for(home)
     model_file, commit, snapshot = fetch_code(source, store=store, ref=ref, model=model)
+    property_lines({"COMMIT": commit, "MODEL": model_file})  # a name that would break mlci.properties: refused now
     overrides = {"threshold": threshold, "max_trials": max_trials, "runner": runner}
     run, _ = prepare_run(model_file, store=store, config_path=config_path, commit=commit, overrides=overrides,
-                         snapshot=snapshot)
+                         snapshot=snapshot, lock_timeout=30.0)  # a Jenkins step holds the lock for seconds
     _properties(properties, {"RUN_ID": run.id, "COMMIT": commit, "MODEL": model_file})
 
 
