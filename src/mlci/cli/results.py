@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from mlci.cli._common import (SEE_EXIT_HELP, _open, handle_errors, home_option, out, run_option,
+from mlci.cli._common import (SEE_EXIT_HELP, _open, console, handle_errors, home_option, out, run_option,
                               store_for)
 
 
@@ -62,8 +62,15 @@ def list_runs(home):
     table = Table()
     for column in ("run", "model", "status", "best", "trials", "commit"):
         table.add_column(column)
+    from mlci.core.errors import MlciError
+
     for run_ in store_for(home).runs():
-        record = run_.record()
+        try:
+            record = run_.record()
+        except MlciError as err:  # one damaged run never hides the others
+            table.add_row(run_.id, "?", "unreadable", "—", "—", "")
+            console.print(f"mlci: warning: {err.one_line()}")
+            continue
         table.add_row(run_.id, record.model_name, record.status,
                       "—" if record.best_value is None else f"{record.best_value:.4f}", str(len(run_.trials())),
                       (record.commit or "")[:10])
