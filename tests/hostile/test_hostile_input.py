@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from hostile_kit import RUN_ID, Untouched, assert_refused, cli, make_store, write_model
+from click.testing import CliRunner
+
+from hostile_kit import RUN_ID, Said, Untouched, assert_refused, cli, make_store, write_model
+from mlci.cli import main
 
 # ----------------------------------------------------------------------------- run ids
 
@@ -279,3 +282,25 @@ def test_fetch_writes_plain_properties(repo, tmp_path):
     assert said.code == 0, said.stderr
     keys = [line.split("=", 1)[0] for line in properties.read_text().splitlines()]
     assert keys == ["RUN_ID", "COMMIT", "MODEL"]
+
+
+# ----------------------------------------------------------------------------- git hook settings
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://jenkins:99999/", "jenkins.example.com", "http:///x",
+                                 "http://admin:s3cr3t-T0KEN@[::1/"])
+def test_a_malformed_jenkins_url_for_the_hook_is_one_line(repo, url):
+    with Untouched(repo):
+        said = cli("hook", "install", repo, "--jenkins", url)
+    line = assert_refused(said, 2, "--jenkins")
+    assert "s3cr3t" not in line
+
+
+def test_post_receive_with_a_malformed_jenkins_url_is_one_line(repo):
+    sha = git("rev-parse", "HEAD", cwd=repo)
+    result = CliRunner().invoke(main, ["hook", "post-receive", "--repo", str(repo), "--jenkins",
+                                       "http://admin:s3cr3t-T0KEN@[::1/"], input=f"{'0' * 40} {sha} refs/heads/main\n")
+    said = Said(result.exit_code, result.stdout, result.stderr)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    line = assert_refused(said, 2, "--jenkins")
+    assert "s3cr3t" not in said.stderr and "s3cr3t" not in line
