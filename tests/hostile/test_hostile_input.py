@@ -304,3 +304,15 @@ def test_post_receive_with_a_malformed_jenkins_url_is_one_line(repo):
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     line = assert_refused(said, 2, "--jenkins")
     assert "s3cr3t" not in said.stderr and "s3cr3t" not in line
+
+
+# ----------------------------------------------------------------------------- numbers on other commands
+
+
+@pytest.mark.parametrize("args", [["wait", "--timeout", "nan"], ["wait", "--timeout", "-1"], ["wait", "--timeout", "inf"],
+                                  ["check", "--trial", "-1"], ["wait", "--trial", "99999999999999999999"],
+                                  ["notify", "--event", "trial-failed", "--trial", "-3"]])
+def test_bad_numbers_for_a_run_are_usage_errors(two_stores, args):
+    with Untouched(two_stores / "store", two_stores / "user"):
+        said = cli(*args, "--run", RUN_ID, "--home", two_stores / "store")
+    assert_refused(said, 2, args[-2])

@@ -45,6 +45,23 @@ def handle_errors(func):
     return wrapper
 
 
+class FiniteFloat(click.FloatRange):
+    """A float option that is a number (no nan, no inf) in the range: `--timeout nan` is a usage error."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+TRIAL_NUMBER = click.IntRange(min=0, max=10**9)  # a trial's folder number
+
+
 def home_option(func):
     return click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="MLCI_HOME",
                         default=None, help="Run store folder [env MLCI_HOME; default ./.mlci].")(func)

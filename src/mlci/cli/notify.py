@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mlci.cli._common import handle_errors, home_option, store_for
+from mlci.cli._common import TRIAL_NUMBER, handle_errors, home_option, store_for
 
 
 @click.command("notify", epilog="\b\nExit codes: 0 sent (or console only: no [notify] channel), 2 usage/config,\n"
@@ -16,7 +16,7 @@ from mlci.cli._common import handle_errors, home_option, store_for
 @click.option("--run", "run_id", metavar="ID", help="The run to announce (required unless --flush).")
 @click.option("--event", type=click.Choice(["success", "budget-exhausted", "trial-failed", "pipeline-error"]),
               help="What to announce [default: from the run's status: met, exhausted, failed].")
-@click.option("--trial", type=int, default=None, help="With --event trial-failed: which trial [default: the last failed].")
+@click.option("--trial", type=TRIAL_NUMBER, default=None, help="With --event trial-failed: which trial [default: the last failed].")
 @click.option("--flush", is_flag=True, help="Send what is pending in the outbox (of --run, or of every run).")
 @click.option("--resend-unconfirmed", is_flag=True,
               help="With --flush: also send again what went to the server without a reply (it may arrive twice).")

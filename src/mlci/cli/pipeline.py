@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from mlci.cli._common import (SEE_EXIT_HELP, _install_signal_handlers, _open, _properties, console,
-                              handle_errors, home_option, out, properties_option, run_option, store_for)
+from mlci.cli._common import (SEE_EXIT_HELP, TRIAL_NUMBER, FiniteFloat, _install_signal_handlers, _open, _properties,
+                              console, handle_errors, home_option, out, properties_option, run_option, store_for)
 from mlci.cli.results import trial_table
 from mlci.core.errors import MlciError
 from mlci.core.states import TrialStatus
@@ -218,8 +218,8 @@ def _trial_verdict(trial, state) -> None:
 
 @click.command(epilog=SEE_EXIT_HELP)
 @run_option
-@click.option("--trial", "trial_number", type=int, help="[default: the latest trial].")
-@click.option("--timeout", type=float, help="Give up waiting after this many seconds (exit 5).")
+@click.option("--trial", "trial_number", type=TRIAL_NUMBER, help="[default: the latest trial].")
+@click.option("--timeout", type=FiniteFloat(min=0, min_open=True), help="Give up waiting after this many seconds (exit 5).")
 @click.option("--keep-going", is_flag=True,
               help="A failed trial that does not end the run exits 0: the run goes on to the next proposal, as "
                    "`mlci run` does (exit 5 only when the failure ends the run).")
@@ -253,7 +253,7 @@ def wait(run_id, trial_number, timeout, keep_going, home):
 
 @click.command(epilog=SEE_EXIT_HELP)
 @run_option
-@click.option("--trial", "trial_number", type=int, help="[default: the latest trial with metrics].")
+@click.option("--trial", "trial_number", type=TRIAL_NUMBER, help="[default: the latest trial with metrics].")
 @home_option
 @handle_errors
 def check(run_id, trial_number, home):
