@@ -178,8 +178,8 @@ class MetricsRecord(Record):
     def _value_in_range(self) -> "MetricsRecord":
         from mlci.core.objective import METRICS
 
-        # NaN is a diverged training (never meets a threshold); +inf a diverged loss. A score (accuracy,
-        # f1) outside [0, 1] is no score: 1e308 must never make a run "met".
+        # NaN is a diverged training (never meets a threshold); +inf a diverged loss; a loss may be negative
+        # (Keras' cosine similarity). A score (accuracy, f1) outside [0, 1] is no score: 1e308 never "met".
         for name, number, score in (("value", self.value, METRICS.get(self.metric, False)),
                                     ("accuracy", self.accuracy, True)):
             if number is None or math.isnan(number):
@@ -187,8 +187,8 @@ class MetricsRecord(Record):
             if score and not 0 <= number <= 1:
                 raise ValueError(f"{name} {number!r} is out of range for {self.metric if name == 'value' else name}: "
                                  "a score lies in [0, 1]")
-            if not score and (number < 0 or number == -math.inf):
-                raise ValueError(f"{name} {number!r} is negative: a {self.metric} is >= 0")
+            if not score and number == -math.inf:  # a loss may be negative (cosine), never -inf: it would beat all
+                raise ValueError(f"{name} is -inf: a {self.metric} must be a number")
         return self
 
 
