@@ -31,8 +31,8 @@ JENKINS_REPORT = "report"
 
 
 class Delivery(BaseModel):
-    """One channel's delivery of a message. `stage` is written before and after each step that the other
-    side may act on, so a crash or a lost reply leaves a record of how far the send went:
+    """One channel's delivery of a message. `stage` says how far the send went; data-sent is on disk before
+    the message's bytes go, so a crash or a lost reply leaves the truth:
     for email: connecting -> data-sent (the whole message went; written *before* its bytes) -> accepted
     (the server's 250) or data-refused (a 4xx/5xx reply: not delivered). A delivery found at data-sent with
     no reply is "unconfirmed": the server may have stored it, so it is not resent without being asked

@@ -139,7 +139,8 @@ def _send_pending(run: Run, message: OutboxMessage, notifiers: list[Notifier], c
 
         def stage(name_: str, delivery: Delivery = delivery) -> None:
             delivery.stage, delivery.stage_at, delivery.message_id = name_, now_iso(), message.message_id
-            write_json(path, message)  # on disk before the step it names: a crash leaves the truth
+            if name_ == DATA_SENT:  # on disk before the message's bytes go: a crash leaves the truth (the
+                write_json(path, message)  # other stages are saved with the outcome, below)
 
         before = delivery.attempts  # the record counts every attempt ever; the message, this call's
         try:
@@ -208,6 +209,15 @@ def event_for(record: RunRecord) -> str:
     return event
 
 
+def _checked_key(run: Run, record: RunRecord, event: str, trial: int | None) -> str:
+    """The outbox key of `event`; an event that did not happen (success below the threshold, a trial that did
+    not fail) is refused here, before anything is written."""
+    if event not in ("success", "trial-failed"):
+        return event
+    failed = outcome_facts(run, record, event, trial)["failed_trial"]
+    return f"trial-failed-{failed['trial']}" if event == "trial-failed" else event
+
+
 def notify(run: Run, event: str | None = None, *, config: NotifyConfig, echo: Echo | None = None,
            trial: int | None = None, full_text: bool = True) -> NotifyResult:
     """Announce `event` of `run` (default: from its status) once, through every configured channel.
@@ -222,9 +232,7 @@ def notify(run: Run, event: str | None = None, *, config: NotifyConfig, echo: Ec
     if trial is not None and event != "trial-failed":
         raise UsageError("--trial goes with --event trial-failed only")
     notifiers = notifiers_for(config)
-    # Checked before anything is written: an event that did not happen is refused with the outbox untouched.
-    failed = outcome_facts(run, record, event, trial)["failed_trial"]
-    key = f"trial-failed-{failed['trial']}" if event == "trial-failed" else event
+    key = _checked_key(run, record, event, trial)
     with _outbox_lock(run):
         path = _message_path(run, key)
         message = _read_message(path) if path.exists() else compose(run, record, event, key, trial)
@@ -303,7 +311,7 @@ def announce(run: Run, config: NotifyConfig, *, echo: Echo | None = None, send: 
 
     echo = echo or (lambda _line: None)
     if send and event is not None:
-        outcome_facts(run, run.record(), event, trial)  # an untrue event is refused before the report is rewritten
+        _checked_key(run, run.record(), event, trial)  # an untrue event is refused before the report is rewritten
     try:
         write_report(run)
     except Exception as exc:  # noqa: BLE001
