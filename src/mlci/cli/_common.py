@@ -21,8 +21,14 @@ EXIT_HELP = "\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, tex
 SEE_EXIT_HELP = "Exit codes: see `mlci --help`."  # the table is shown once, by the group
 
 
-def handle_errors(func):
-    """MlciError -> one line on stderr + its exit code; Ctrl-C -> 130; anything else is a bug."""
+def handle_errors(func=None, *, os_errors: bool = True):
+    """MlciError -> one line on stderr + its exit code; Ctrl-C -> 130; anything else is a bug.
+
+    os_errors: an OSError (a permission, a full disk) is one line and exit 2 too; the training harness
+    (`mlci train`) turns it off, so a trial's own OSError keeps its traceback in the trial log.
+    """
+    if func is None:
+        return functools.partial(handle_errors, os_errors=os_errors)
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -32,6 +38,8 @@ def handle_errors(func):
             click.echo(f"mlci: error: {err.one_line()}", err=True)
             sys.exit(err.exit_code)
         except OSError as exc:
+            if not os_errors:
+                raise
             # The machine refused (permissions, a full disk, a file where a folder belongs): not a bug in mlci.
             where = f"{exc.filename}: " if exc.filename else ""
             line = redact(" ".join(f"{where}{exc.strerror or exc}".split()))

@@ -117,7 +117,7 @@ def run(model_file, config_path, home, runner, strategy, threshold, max_trials, 
 @click.command(epilog=SEE_EXIT_HELP)
 @click.option("--trial-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="The trial folder (holds hparams.json).")
 @click.option("--model", "model_file", required=True, type=click.Path(path_type=Path), help="The model file.")
-@handle_errors
+@handle_errors(os_errors=False)
 def train(trial_dir, model_file):
     """The training harness: train one trial as its hparams.json says (what runs inside a container)."""
     from mlci.harness.train import finish_marker, train_trial
