@@ -162,7 +162,7 @@ def _check_jenkins_url(jenkins_url: str) -> None:
     try:
         check_http_url(jenkins_url)
     except ValueError as exc:
-        raise UsageError(f"--jenkins {jenkins_url!r}: not a valid URL: expected {exc}",
+        raise UsageError(f"--jenkins {jenkins_url!r}: not an http(s) URL (expected {exc})",
                          hint="e.g. --jenkins https://jenkins.example.com/") from None
 
 
