@@ -7,7 +7,6 @@ Every case: the documented exit code, one error line and no traceback, the damag
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
