@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests"), str(ROOT / "tests" / "integrations")]
 
 from mlci.core.config import NotifyConfig  # noqa: E402
 from mlci.integrations.channels import PASSWORD_ENV  # noqa: E402

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from mlci.core.errors import EXIT_CODES, EXIT_INTERRUPTED, MlciError
+from mlci.core.errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_USAGE, MlciError, redact
 from mlci.core.store import RunStore
 
 console = Console(stderr=True, highlight=False)
@@ -21,8 +21,14 @@ EXIT_HELP = "\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, tex
 SEE_EXIT_HELP = "Exit codes: see `mlci --help`."  # the table is shown once, by the group
 
 
-def handle_errors(func):
-    """MlciError -> one line on stderr + its exit code; Ctrl-C -> 130; anything else is a bug."""
+def handle_errors(func=None, *, os_errors: bool = True):
+    """MlciError -> one line on stderr + its exit code; Ctrl-C -> 130; anything else is a bug.
+
+    os_errors: an OSError (a permission, a full disk) is one line and exit 2 too; the training harness
+    (`mlci train`) turns it off, so a trial's own OSError keeps its traceback in the trial log.
+    """
+    if func is None:
+        return functools.partial(handle_errors, os_errors=os_errors)
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -31,12 +37,37 @@ def handle_errors(func):
         except MlciError as err:
             click.echo(f"mlci: error: {err.one_line()}", err=True)
             sys.exit(err.exit_code)
+        except OSError as exc:
+            if not os_errors:
+                raise
+            # The machine refused (permissions, a full disk, a file where a folder belongs): not a bug in mlci.
+            where = f"{exc.filename}: " if exc.filename else ""
+            line = redact(" ".join(f"{where}{exc.strerror or exc}".split()))
+            click.echo(f"mlci: error: {line}; check the permissions and free space of that path", err=True)
+            sys.exit(EXIT_USAGE)
         except KeyboardInterrupt:
             click.echo("mlci: interrupted; the run store is consistent, run the same command again to continue",
                        err=True)
             sys.exit(EXIT_INTERRUPTED)
 
     return wrapper
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that is a number (no nan, no inf) in the range: `--timeout nan` is a usage error."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+TRIAL_NUMBER = click.IntRange(min=0, max=10**9)  # a trial's folder number
 
 
 def home_option(func):
@@ -49,13 +80,12 @@ def store_for(home: Path | None) -> RunStore:
 
 
 def _properties(path: Path | None, values: dict) -> None:
-    """KEY=VALUE lines on stdout, and in a file for Jenkins' parameterized trigger."""
-    lines = [f"{key}={value}" for key, value in values.items() if value is not None]
+    """KEY=VALUE lines on stdout, and in a file for Jenkins' parameterized trigger (one checked writer)."""
+    from mlci.integrations.jenkins import property_lines, write_properties
+
+    lines = write_properties(path, values, append=True) if path else property_lines(values)
     for line in lines:
         click.echo(line)
-    if path:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
 
 
 run_option = click.option("--run", "run_id", required=True, envvar="RUN_ID", help="Run id [env RUN_ID].")

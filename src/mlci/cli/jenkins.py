@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mlci.cli._common import SEE_EXIT_HELP, _open, console, handle_errors, home_option, out, run_option
+from mlci.cli._common import SEE_EXIT_HELP, FiniteFloat, _open, console, handle_errors, home_option, out, run_option
 
 
 _PROJECT_OPTIONS = (("git_url", "--git-url", "the model repository Jenkins checks out (job 1's git SCM)"),
@@ -246,7 +246,7 @@ def hook_run_commit(repo, commit, ref, model, config_path, home):
 @click.command("watch", epilog=SEE_EXIT_HELP)
 @click.argument("repo")
 @click.option("--branch", help="Branch to follow [default: the repository's HEAD].")
-@click.option("--interval", type=float, default=60.0, show_default=True, help="Seconds between polls.")
+@click.option("--interval", type=FiniteFloat(), default=60.0, show_default=True, help="Seconds between polls.")
 @click.option("--once", is_flag=True, help="Poll once, run a new commit if there is one, and exit with its code.")
 @click.option("--model", help="Model file inside the repository [default: detected].")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="mlci.toml to use.")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from mlci.cli._common import (SEE_EXIT_HELP, _install_signal_handlers, _open, _properties, console,
-                              handle_errors, home_option, out, properties_option, run_option, store_for)
+from mlci.cli._common import (SEE_EXIT_HELP, TRIAL_NUMBER, FiniteFloat, _install_signal_handlers, _open, _properties,
+                              console, handle_errors, home_option, out, properties_option, run_option, store_for)
 from mlci.cli.results import trial_table
 from mlci.core.errors import MlciError
 from mlci.core.states import TrialStatus
@@ -135,7 +135,7 @@ def verdict_line(outcome) -> str:
 @click.command(epilog=SEE_EXIT_HELP)
 @click.option("--trial-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="The trial folder (holds hparams.json).")
 @click.option("--model", "model_file", required=True, type=click.Path(path_type=Path), help="The model file.")
-@handle_errors
+@handle_errors(os_errors=False)
 def train(trial_dir, model_file):
     """The training harness: train one trial as its hparams.json says (what runs inside a container)."""
     from mlci.harness.train import finish_marker, train_trial
@@ -173,11 +173,14 @@ def fetch(source, ref, model, config_path, threshold, max_trials, runner, home, 
     from mlci.integrations.fetch import fetch as fetch_code
     from mlci.orchestration.runs import prepare_run
 
+    from mlci.integrations.jenkins import property_lines
+
     store = store_for(home)
     model_file, commit, snapshot = fetch_code(source, store=store, ref=ref, model=model)
+    property_lines({"COMMIT": commit, "MODEL": model_file})  # a name that would break mlci.properties: refused now
     overrides = {"threshold": threshold, "max_trials": max_trials, "runner": runner}
     run, _ = prepare_run(model_file, store=store, config_path=config_path, commit=commit, overrides=overrides,
-                         snapshot=snapshot)
+                         snapshot=snapshot, lock_timeout=30.0)  # a Jenkins step holds the lock for seconds
     _properties(properties, {"RUN_ID": run.id, "COMMIT": commit, "MODEL": model_file})
 
 
@@ -234,8 +237,8 @@ def _trial_verdict(trial, state) -> None:
 
 @click.command(epilog=SEE_EXIT_HELP)
 @run_option
-@click.option("--trial", "trial_number", type=int, help="[default: the latest trial].")
-@click.option("--timeout", type=float, help="Give up waiting after this many seconds (exit 5).")
+@click.option("--trial", "trial_number", type=TRIAL_NUMBER, help="[default: the latest trial].")
+@click.option("--timeout", type=FiniteFloat(min=0, min_open=True), help="Give up waiting after this many seconds (exit 5).")
 @click.option("--keep-going", is_flag=True,
               help="A failed trial that does not end the run exits 0: the run goes on to the next proposal, as "
                    "`mlci run` does (exit 5 only when the failure ends the run).")
@@ -269,7 +272,7 @@ def wait(run_id, trial_number, timeout, keep_going, home):
 
 @click.command(epilog=SEE_EXIT_HELP)
 @run_option
-@click.option("--trial", "trial_number", type=int, help="[default: the latest trial with metrics].")
+@click.option("--trial", "trial_number", type=TRIAL_NUMBER, help="[default: the latest trial with metrics].")
 @home_option
 @handle_errors
 def check(run_id, trial_number, home):

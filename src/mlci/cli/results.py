@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from mlci.cli._common import (SEE_EXIT_HELP, _open, handle_errors, home_option, out, run_option,
+from mlci.cli._common import (SEE_EXIT_HELP, _open, console, handle_errors, home_option, out, run_option,
                               store_for)
 
 
@@ -98,6 +98,8 @@ def report(run_id, all_runs, home):
 @handle_errors
 def list_runs(home):
     """The runs in the store, newest last."""
+    from mlci.core.errors import MlciError
+
     store = store_for(home)
     runs = store.runs()
     if not runs:
@@ -106,7 +108,12 @@ def list_runs(home):
     # Plain aligned columns, like `docker ps`: a run id is never cut or folded, people copy it whole.
     lines = [("RUN", "MODEL", "STATUS", "BEST", "TRIALS", "COMMIT")]
     for run_ in runs:
-        record = run_.record()
+        try:
+            record = run_.record()
+        except MlciError as err:  # one damaged run never hides the others
+            lines.append((run_.id, "?", "unreadable", "—", "—", "—"))
+            click.echo(f"mlci: warning: {err.one_line()}", err=True)
+            continue
         lines.append((run_.id, record.model_name, str(record.status),
                       "—" if record.best_value is None else f"{record.best_value:.4f}", str(len(run_.trials())),
                       (record.commit or "—")[:10]))

@@ -8,7 +8,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from mlci.core.errors import ConfigError
 from mlci.core.objective import Metric
@@ -19,7 +20,22 @@ Dataset = Literal["mnist-sample", "digits", "mnist", "module"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """Numbers are finite (no inf, nan) and never booleans: `max_trials = true` is a mistake, not 1."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and _numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"a number, not {str(value).lower()}")
+        return value
+
+
+def _numeric(annotation: Any) -> bool:
+    from typing import get_args
+
+    return annotation in (int, float) or any(arg in (int, float) for arg in get_args(annotation))
 
 
 class ImagesConfig(_Section):
@@ -28,7 +44,7 @@ class ImagesConfig(_Section):
     Other keys map what `mlci detect` reports as unsupported (xgboost = "my/xgb:1") to an image.
     """
 
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)
     sklearn: str = "mlci/sklearn:latest"
     keras: str = "mlci/keras:latest"
     torch: str | None = None
@@ -77,7 +93,7 @@ class NotifyConfig(_Section):
     backoff: float = Field(default=2.0, ge=0, le=60, description="seconds before the first retry; doubles each time")
     ca_file: str | None = Field(default=None, description="PEM file of the CA that signed the SMTP server's certificate")
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     @field_validator("smtp_host", "smtp_user", "from_", "ca_file", "webhook_url")
     @classmethod
@@ -103,9 +119,25 @@ class NotifyConfig(_Section):
     @field_validator("webhook_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("an http:// or https:// URL")
+        if value is not None:
+            check_http_url(value)
         return value
+
+
+def check_http_url(value: str) -> str:
+    """An http(s) URL that urllib can open: a host, a valid port, no whitespace (raises ValueError)."""
+    from urllib.parse import urlsplit
+
+    if not value.startswith(("http://", "https://")) or any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValueError("an http:// or https:// URL on one line, without spaces")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  raises ValueError on a port that is not a number in 0..65535
+    except ValueError as exc:
+        raise ValueError(f"an http:// or https:// URL ({exc})") from None
+    if not parts.hostname:
+        raise ValueError("an http:// or https:// URL with a host name")
+    return value
 
 
 class MonitorConfig(_Section):
@@ -182,8 +214,9 @@ def _allowed(error: dict[str, Any]) -> str:
 
 def _describe(source: str, error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    value = error.get("input")
-    shown = "" if error["type"] == "missing" else f" = {value!r}"
+    value = repr(error.get("input"))
+    value = value if len(value) <= 80 else value[:77] + "..."
+    shown = "" if error["type"] == "missing" else f" = {value}"
     if error["type"] == "extra_forbidden":
         return f"{source}: unknown key '{key}'; {_allowed(error)}"
     return f"{source}: key '{key}'{shown} is invalid; {_allowed(error)}"
@@ -221,6 +254,9 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply (arrays or tables inside each other)",
+                          hint="an mlci.toml needs at most a few levels") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read ({exc})") from None
 

@@ -5,6 +5,9 @@ as one line on stderr. A traceback is for bugs only.
 """
 from __future__ import annotations
 
+import os
+import re
+
 # Exit codes are part of the interface: Jenkins reads them. Documented in `mlci --help` and README.
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug: unexpected exception (traceback printed)
@@ -46,7 +49,7 @@ class MlciError(Exception):
 
     def one_line(self) -> str:
         text = self.message if not self.hint else f"{self.message}; {self.hint}"
-        return " ".join(text.split())
+        return redact(" ".join(text.split()))
 
 
 class UsageError(MlciError):
@@ -85,3 +88,26 @@ def trial_failure(message: str, exit_code: int | None, *, hint: str | None = Non
     """The error a failed trial ends a command with: 6 when it trained but its metric is missing, else 5."""
     return (MetricsError if exit_code == EXIT_METRICS else TrialError)(message, hint=hint)
 
+
+class StoreError(MlciError, OSError):
+    """The run store cannot be read or written (permissions, a file where a folder belongs, a full disk).
+
+    Also an OSError, so code that tolerates a failed write (a heartbeat, a log) still does.
+    """
+
+    exit_code = EXIT_USAGE
+
+
+# Environment variables whose values are secrets: never shown in a message, whatever put them there.
+SECRET_ENVS = ("MLCI_SMTP_PASSWORD", "JENKINS_API_TOKEN", "MLCI_WEBHOOK_URL")
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@")
+
+
+def redact(text: str) -> str:
+    """`text` without secrets: credentials inside URLs (scheme://user:token@host) and secret variables' values."""
+    text = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}***@", text)
+    for name in SECRET_ENVS:
+        secret = os.environ.get(name) or ""
+        if len(secret) >= 4:  # a one-letter "secret" would blank out every message
+            text = text.replace(secret, "***")
+    return text

@@ -5,28 +5,24 @@ Every JSON is a schema-versioned pydantic record written atomically (temp file +
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import json
+import math
 import os
 import re
 import shutil
-import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlci.core.config import Config, DataConfig, Dataset
+from mlci.core._files import (SCHEMA_VERSION, file_lock, read_record, store_failure,  # noqa: F401  re-exported
+                              write_json)
 from mlci.core.errors import BusyError, MetricsError, UsageError
 from mlci.core.objective import Metric
 from mlci.core.states import DoneReason, RunStatus, TrialStatus
 
-SCHEMA_VERSION = 1
-T = TypeVar("T", bound="Record")
 
 
 def now_iso() -> str:
@@ -152,7 +148,11 @@ class TrialState(Record):
 
 
 class MetricsRecord(Record):
-    """What a trial achieved (trials/<n>/metrics.json), written by the training harness."""
+    """What a trial achieved (trials/<n>/metrics.json), written by the training harness.
+
+    The value is checked where it enters: finite, and a score (accuracy, f1) in [0, 1]; NaN stays
+    allowed (a diverged training), and never meets a threshold.
+    """
 
     trial: int | None = None
     metric: str = "accuracy"
@@ -174,76 +174,37 @@ class MetricsRecord(Record):
     versions: dict[str, str] = Field(default_factory=dict)
     finished_at: str = Field(default_factory=now_iso)
 
+    @model_validator(mode="after")
+    def _value_in_range(self) -> "MetricsRecord":
+        from mlci.core.objective import METRICS
 
-# ----------------------------------------------------------------------------- atomic JSON
-
-
-def write_json(path: Path, data: dict[str, Any] | BaseModel) -> None:
-    """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = data.model_dump(mode="json", by_alias=True) if isinstance(data, BaseModel) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=False)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def read_record(path: Path, model: type[T], *, what: str, fix: str, error: type = UsageError) -> T:
-    """Read a record; a missing, corrupt or wrongly typed file is one clear line naming it."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(f"{path}: {what} not found", hint=fix) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{path}: {what} cannot be read ({exc})", hint=fix) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise error(f"{path}: {what} is not valid JSON (line {exc.lineno}: {exc.msg}; truncated?)", hint=fix) from None
-    if not isinstance(data, dict):
-        raise error(f"{path}: {what} must be a JSON object", hint=fix)
-    version = data.get("schema_version", SCHEMA_VERSION)
-    if isinstance(version, int) and version > SCHEMA_VERSION:
-        raise error(f"{path}: {what} has schema_version {version}, newer than this mlci ({SCHEMA_VERSION})",
-                    hint="upgrade mlci")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise error(f"{path}: {what} key '{key}' is invalid ({first['msg'].lower()}, got {first.get('input')!r})",
-                    hint=fix) from None
-
-
-@contextlib.contextmanager
-def file_lock(path: Path, *, timeout: float | None, busy: Exception) -> Iterator[None]:
-    """An exclusive fcntl lock on `path`; `busy` is raised after `timeout` seconds (None: wait forever)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise busy from None
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        # NaN is a diverged training (never meets a threshold); +inf a diverged loss; a loss may be negative
+        # (Keras' cosine similarity). A score (accuracy, f1) outside [0, 1] is no score: 1e308 never "met".
+        for name, number, score in (("value", self.value, METRICS.get(self.metric, False)),
+                                    ("accuracy", self.accuracy, True)):
+            if number is None or math.isnan(number):
+                continue
+            if score and not 0 <= number <= 1:
+                raise ValueError(f"{name} {number!r} is out of range for {self.metric if name == 'value' else name}: "
+                                 "a score lies in [0, 1]")
+            if not score and number == -math.inf:  # a loss may be negative (cosine), never -inf: it would beat all
+                raise ValueError(f"{name} is -inf: a {self.metric} must be a number")
+        return self
 
 
 # ----------------------------------------------------------------------------- ids
+
+RUN_ID = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,199}")  # what make_run_id makes (a model `_m.py`: `_m-<hash>`)
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id is a name inside runs/, never a path: `--run ../../other/runs/ID` is refused."""
+    # no "/" is allowed, so "." and ".." are the only names that leave runs/
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
+        shown = repr(run_id) if len(repr(run_id)) <= 80 else repr(run_id)[:77] + "..."
+        raise UsageError(f"{shown} is not a run id",
+                         hint="pass an id as `mlci runs` lists it (letters, digits, '-', '_', '.'; no path)")
+    return run_id
 
 
 def file_hash(path: Path) -> str:
@@ -303,6 +264,16 @@ class Trial:
     def has_metrics(self) -> bool:
         return self.metrics_path.is_file()
 
+    def metrics_problem(self) -> str | None:
+        """Why metrics.json, which exists, cannot count (corrupt, a value out of range); None if it can."""
+        if not self.has_metrics():
+            return None
+        try:
+            self.metrics()
+        except MetricsError as err:
+            return err.message
+        return None
+
     def state(self) -> TrialState:
         if not self.state_path.exists():
             return TrialState(trial=self.number)
@@ -313,6 +284,8 @@ class Trial:
         """The trial's status, one rule for everyone: trial.json's, except that metrics written without a
         trial.json (or before it was updated) count as succeeded."""
         status = TrialStatus(self.state().status)
+        if status in (TrialStatus.PENDING, TrialStatus.SUCCEEDED) and self.metrics_problem():
+            return TrialStatus.FAILED  # a corrupt metrics.json is no success: shown failed, with its reason
         if status == TrialStatus.PENDING and self.has_metrics():
             return TrialStatus.SUCCEEDED
         return status
@@ -375,7 +348,10 @@ class Run:
 
     def new_trial(self) -> Trial:
         """The next trial number, claimed atomically (mkdir fails if another process took it)."""
-        (self.dir / "trials").mkdir(parents=True, exist_ok=True)
+        try:
+            (self.dir / "trials").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise store_failure(self.dir / "trials", exc, "be created") from None
         number = (self.trial_numbers() or [-1])[-1] + 1
         while True:
             try:
@@ -383,6 +359,8 @@ class Run:
                 return Trial(self, number)
             except FileExistsError:
                 number += 1
+            except OSError as exc:
+                raise store_failure(self.dir / "trials" / str(number), exc, "be created") from None
 
     def lock(self, *, wait: bool = False, timeout: float = 0.0):
         """Exclusive lock on the run: two processes never drive one run at once."""
@@ -413,7 +391,10 @@ class RunStore:
         self.runs_dir = self.home / "runs"
 
     def run(self, run_id: str) -> Run:
-        run = Run(self, run_id)
+        run = Run(self, check_run_id(run_id))
+        for folder in (self.runs_dir, run.dir):  # a file where a folder belongs is named, not "not found"
+            if folder.exists() and not folder.is_dir():
+                raise store_failure(folder, NotADirectoryError(20, "a file, not a folder"), "hold the run")
         if not run.record_path.exists():
             known = ", ".join(r.id for r in self.runs()[-5:]) or "none"
             raise UsageError(f"run '{run_id}' not found in {self.runs_dir}",
@@ -423,13 +404,20 @@ class RunStore:
     def runs(self) -> list[Run]:
         if not self.runs_dir.is_dir():
             return []
-        found = [Run(self, p.name) for p in self.runs_dir.iterdir() if (p / "run.json").exists()]
-        return sorted(found, key=lambda r: r.record_path.stat().st_mtime)
+        try:
+            found = [Run(self, p.name) for p in self.runs_dir.iterdir()
+                     if RUN_ID.fullmatch(p.name) and (p / "run.json").is_file()]
+            return sorted(found, key=lambda r: r.record_path.stat().st_mtime)
+        except OSError as exc:
+            raise store_failure(self.runs_dir, exc, "be listed") from None
 
     def open_run(self, record: RunRecord) -> Run:
         """Create the run if new; an existing run (same id) is continued, keeping its history."""
-        run = Run(self, record.run_id)
+        run = Run(self, check_run_id(record.run_id))
         if not run.record_path.exists():
-            run.dir.mkdir(parents=True, exist_ok=True)
+            try:
+                run.dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise store_failure(run.dir, exc, "be created") from None
             run.write_record(record)
         return run

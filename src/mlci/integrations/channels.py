@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import smtplib
 import socket
 import ssl
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
+from typing import Callable
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -29,6 +31,9 @@ from mlci.integrations.message import OutboxMessage
 PASSWORD_ENV = "MLCI_SMTP_PASSWORD"
 WEBHOOK_ENV = "MLCI_WEBHOOK_URL"  # Slack-style URLs carry their secret in the path
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+DATA_SENT = "data-sent"  # the stage after which a lost reply leaves the delivery unconfirmed
+
+Stage = Callable[[str], None]
 
 
 
@@ -74,8 +79,10 @@ class Notifier(ABC):
         return False
 
     @abstractmethod
-    def send(self, message: OutboxMessage) -> str:
-        """Deliver the message; returns where it went, in words without secrets."""
+    def send(self, message: OutboxMessage, stage: Stage | None = None) -> str:
+        """Deliver the message; returns where it went, in words without secrets.
+
+        `stage(name)` is called (and persisted by the caller) before each step the server may act on."""
 
 
 class EmailNotifier(Notifier):
@@ -130,8 +137,9 @@ class EmailNotifier(Notifier):
             return smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
         return smtplib.SMTP(host, port, timeout=timeout)
 
-    def send(self, message: OutboxMessage) -> str:
+    def send(self, message: OutboxMessage, stage: Stage | None = None) -> str:
         config = self.config
+        stage = stage or (lambda _name: None)
         if message.email is None or not message.email_rcpt:
             raise ChannelFailure("the stored message has no email part", transient=False)
         if config.smtp_user and config.security == "none" and config.smtp_host not in LOOPBACK:
@@ -147,6 +155,7 @@ class EmailNotifier(Notifier):
             raise ChannelFailure(f"[notify] ca_file '{config.ca_file}' cannot be loaded ({exc})", transient=False) from None
         secrets = [self.password or ""]
         try:
+            stage("connecting")
             with self._connect(context) as client:
                 client.ehlo()
                 if config.security == "starttls":
@@ -157,7 +166,7 @@ class EmailNotifier(Notifier):
                     client.ehlo()
                 if config.smtp_user:
                     client.login(config.smtp_user, self.password or "")
-                refused = client.sendmail(message.email_from, message.email_rcpt, message.email.encode("ascii"))
+                refused = _transmit(client, message, stage)
         except ChannelFailure:
             raise
         except smtplib.SMTPAuthenticationError as exc:
@@ -187,6 +196,38 @@ class EmailNotifier(Notifier):
         return f"{', '.join(accepted)} via {self.where}{note}"
 
 
+def _transmit(client: smtplib.SMTP, message: OutboxMessage, stage: Stage) -> dict[str, tuple[int, bytes]]:
+    """MAIL, RCPT, DATA as smtplib.sendmail does them, with the stage written just before the message's bytes
+    go: once they have, a lost reply must not make mlci send the message again (the server may keep it)."""
+    code, reply = client.mail(message.email_from)
+    if code != 250:
+        client.rset()
+        raise smtplib.SMTPSenderRefused(code, reply, message.email_from)
+    refused = {}
+    for address in message.email_rcpt:
+        code, reply = client.rcpt(address)
+        if code not in (250, 251):
+            refused[address] = (code, reply)
+    if len(refused) == len(message.email_rcpt):
+        client.rset()
+        raise smtplib.SMTPRecipientsRefused(refused)
+    code, reply = client.docmd("data")
+    if code != 354:
+        client.rset()
+        raise smtplib.SMTPDataError(code, reply)
+    body = re.sub(rb"(?m)^\.", b"..", message.email.replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii"))
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    stage(DATA_SENT)
+    client.send(body + b".\r\n")
+    code, reply = client.getreply()
+    if code != 250:
+        stage("data-refused")  # a definite answer: the server did not take it, a retry is safe
+        raise smtplib.SMTPDataError(code, reply)
+    stage("accepted")
+    return refused
+
+
 class WebhookNotifier(Notifier):
     """A JSON POST with a Slack-compatible `text` field and every fact as its own key."""
 
@@ -198,7 +239,8 @@ class WebhookNotifier(Notifier):
         parts = urlsplit(url)
         self.where = f"{parts.scheme}://{parts.netloc}"  # the path may be the secret (Slack)
 
-    def send(self, message: OutboxMessage) -> str:
+    def send(self, message: OutboxMessage, stage: Stage | None = None) -> str:
+        # At least once: a lost reply is retried, and the Idempotency-Key lets the receiver drop the repeat.
         body = json.dumps(message.payload, ensure_ascii=False).encode("utf-8")
         request = urllib.request.Request(self.url, data=body, method="POST", headers={
             "Content-Type": "application/json; charset=utf-8",
@@ -219,9 +261,14 @@ class WebhookNotifier(Notifier):
 
 
 def webhook_url(config: NotifyConfig) -> str | None:
+    from mlci.core.config import check_http_url
+
     url = config.webhook_url or os.environ.get(WEBHOOK_ENV) or None
-    if url is not None and (not url.startswith(("http://", "https://")) or "\n" in url or "\r" in url):
-        raise ConfigError(f"{WEBHOOK_ENV} is not a single-line http:// or https:// URL", hint="fix the variable")
+    if url is not None:
+        try:
+            check_http_url(url)
+        except ValueError as exc:  # the value itself is a secret (Slack): never shown
+            raise ConfigError(f"{WEBHOOK_ENV} is not a valid URL: expected {exc}", hint="fix the variable") from None
     return url
 
 

@@ -18,15 +18,33 @@ from mlci.core.errors import UsageError
 from mlci.core.store import RunStore, file_hash
 
 
-def _git(*args: str, cwd: Path | None = None) -> str:
+def _git(*args: str, cwd: Path | None = None, what: str | None = None) -> str:
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=300)
     except FileNotFoundError:
         raise UsageError("git is not installed", hint="apt-get install git") from None
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"git {args[0]} took more than 300s", hint="check the repository URL and the network") from None
     except subprocess.CalledProcessError as exc:
-        raise UsageError(f"git {' '.join(args)} failed: {exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else exc}",
+        said = exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else f"exit status {exc.returncode}"
+        raise UsageError(f"git {args[0]} of {what or ' '.join(args)} failed: {said}",
                          hint="check the repository URL/path and the ref") from None
     return done.stdout.strip()
+
+
+def _check_inputs(source: str, ref: str | None, model: str | None) -> None:
+    """Refs, sources and model paths are values, never options or control characters (git option injection)."""
+    for name, value in (("SOURCE", source), ("--ref", ref), ("--model", model)):
+        if value is None:
+            continue
+        if not value or any(ord(c) < 32 or c == "\x7f" for c in value):
+            raise UsageError(f"{name} {value!r} is empty or holds a control character",
+                             hint=f"pass a plain {'ref such as main or a commit sha' if name == '--ref' else 'path'}")
+        if value.startswith("-") and name != "--model":
+            raise UsageError(f"{name} {value!r} starts with '-': git would read it as an option",
+                             hint="pass a branch, tag or commit sha" if name == "--ref" else "pass a path or URL")
+    if model is not None and Path(model).is_absolute():
+        raise UsageError(f"--model {model!r} is an absolute path", hint="pass a path relative to the repository")
 
 
 def _is_git(path: Path) -> bool:
@@ -44,6 +62,7 @@ def fetch(source: str, *, store: RunStore, ref: str | None = None, model: str | 
     Returns (the model file inside the snapshot, the commit sha or None for a plain folder, the snapshot's
     key: the commit, or folder-<hash of its files>, which keys the run: any edit of the folder is a new run).
     """
+    _check_inputs(source, ref, model)
     local = Path(source)
     workdir = None
     if local.exists() and local.is_dir():
@@ -52,12 +71,13 @@ def fetch(source: str, *, store: RunStore, ref: str | None = None, model: str | 
         raise UsageError(f"{source}: not a folder or git repository", hint="pass the repository folder or its URL")
     else:
         workdir = Path(tempfile.mkdtemp(prefix="mlci-fetch-"))
-        _git("clone", "--quiet", "--no-checkout", source, str(workdir / "repo"))
+        _git("clone", "--quiet", "--no-checkout", "--", source, str(workdir / "repo"))
         repo = workdir / "repo"
     try:
         commit, subfolder = None, ""
         if _is_git(repo):
-            commit = _git("rev-parse", f"{ref or 'HEAD'}^{{commit}}", cwd=repo)
+            commit = _git("rev-parse", "--verify", "--end-of-options", f"{ref or 'HEAD'}^{{commit}}",
+                          cwd=repo, what=f"ref {ref or 'HEAD'!r}")
             # A folder inside the repository: the whole commit is snapshotted (the model may import from
             # anywhere in it) and the model is looked for in that folder of the snapshot.
             repo, subfolder = _top_and_prefix(repo)
@@ -133,14 +153,24 @@ def _top_and_prefix(repo: Path) -> tuple[Path, str]:
 
 
 def _entry(folder: Path, model: str | None, *, snapshot: Path, source: str) -> Path:
-    """The model file: `model` relative to the fetched folder, else the one detected in that folder."""
+    """The model file: `model` relative to the fetched folder, else the one detected in that folder.
+
+    Either way it lies inside the snapshot: `..` or a committed symlink cannot point the run at another file.
+    """
     if model:
         path = folder / model
-        inside = path.resolve().is_relative_to(snapshot.resolve())
-        if not inside or not path.is_file():
+        try:
+            inside = path.resolve().is_relative_to(snapshot.resolve()) and path.is_file()
+        except (OSError, ValueError):  # a loop of symlinks, a NUL byte
+            inside = False
+        if not inside:
             raise UsageError(f"{model}: no such file in {source} (snapshot {folder})",
                              hint=f"pass --model with a path relative to {source}")
         return Path(os.path.normpath(path))
     from mlci.source.detect import detect
 
-    return Path(detect(folder).entry)
+    entry = Path(detect(folder).entry)
+    if not entry.resolve().is_relative_to(snapshot.resolve()):
+        raise UsageError(f"{entry}: the detected model file is a link to outside the snapshot of {source}",
+                         hint="commit the model file itself, not a symbolic link to it")
+    return entry

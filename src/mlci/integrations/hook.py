@@ -100,8 +100,7 @@ def install(repo: Path, *, jenkins_url: str | None = None, local: LocalOptions |
     if branch:
         args += ["--branch", branch]
     if jenkins_url is not None:
-        if not jenkins_url.startswith(("http://", "https://")):
-            raise UsageError(f"--jenkins {jenkins_url!r}: not an http(s) URL", hint="e.g. --jenkins https://jenkins.example.com/")
+        _check_jenkins_url(jenkins_url)
         args += ["--jenkins", jenkins_url, "--repo-url", repo_url or str(repo)]
         if token_file is not None:
             args += ["--token-file", str(token_file.resolve())]
@@ -157,9 +156,20 @@ def parse_updates(lines: str, branch: str | None = None) -> list[Update]:
     return updates
 
 
+def _check_jenkins_url(jenkins_url: str) -> None:
+    from mlci.core.config import check_http_url
+
+    try:
+        check_http_url(jenkins_url)
+    except ValueError as exc:
+        raise UsageError(f"--jenkins {jenkins_url!r}: not an http(s) URL (expected {exc})",
+                         hint="e.g. --jenkins https://jenkins.example.com/") from None
+
+
 def notify_jenkins(jenkins_url: str, repo_url: str, update: Update, token: str | None = None,
                    timeout: float = 10.0) -> str:
     """GET /git/notifyCommit: Jenkins builds the jobs whose git SCM polls this URL and branch."""
+    _check_jenkins_url(jenkins_url)
     query = {"url": repo_url, "branches": update.branch, "sha1": update.new}
     if token:
         query["token"] = token

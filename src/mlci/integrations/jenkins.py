@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -160,12 +161,33 @@ def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credential
         raise UsageError(f"{ENV_URL} is not set",
                          hint=f"export {ENV_URL}=https://jenkins.example.com/ (and {ENV_USER}, {ENV_TOKEN} "
                               "from your Jenkins user's Configure page)")
-    user, token = env.get(ENV_USER) or None, env.get(ENV_TOKEN) or None
+    url, user, token = _split_credentials(url, env.get(ENV_USER) or None, env.get(ENV_TOKEN) or None)
     if bool(user) != bool(token):
         missing = ENV_TOKEN if user else ENV_USER
         raise UsageError(f"{missing} is not set but {ENV_USER if user else ENV_TOKEN} is",
                          hint=f"export both {ENV_USER} and {ENV_TOKEN}, or neither for anonymous access")
     return Credentials(url if url.endswith("/") else url + "/", user, token)
+
+
+def _split_credentials(url: str, user: str | None, token: str | None) -> tuple[str, str | None, str | None]:
+    """JENKINS_URL checked, and any user:token@ inside it moved out, so no message ever shows them."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    from mlci.core.config import check_http_url
+
+    try:
+        check_http_url(url)
+    except ValueError as exc:
+        raise UsageError(f"{ENV_URL} is not a valid URL: {exc}",
+                         hint=f"export {ENV_URL}=https://jenkins.example.com/ (credentials go in {ENV_USER} and "
+                              f"{ENV_TOKEN})") from None
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, user, token
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = user or (unquote(parts.username) if parts.username else None)
+    token = token or (unquote(parts.password) if parts.password else None)
+    return urlunsplit(parts._replace(netloc=host)), user, token
 
 
 @contextlib.contextmanager
@@ -342,14 +364,51 @@ def read_status_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def write_properties(path: Path, values: Mapping[str, Any]) -> None:
-    """KEY=VALUE lines for the Parameterized Trigger plugin, written atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(f"{key}={'' if value is None else value}\n" for key, value in values.items())
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+PROPERTY_KEY = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def property_lines(values: Mapping[str, Any]) -> list[str]:
+    """KEY=VALUE lines (None values left out) that no value can break: a line break would inject a key
+    (the Jenkinsfile takes the last RUN_ID=), a backslash or control character would change what Java's
+    Properties reads. Such a value is refused with one line (exit 2), before anything is written."""
+    lines = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        text = str(value)
+        if not PROPERTY_KEY.fullmatch(key):
+            raise UsageError(f"{key!r} is not a property name", hint="use upper-case letters, digits and '_'")
+        bad = next((c for c in text if ord(c) < 32 or c in "\x7f\\\u2028\u2029\x85"), None)
+        if bad is not None:
+            shown = repr(text) if len(text) <= 120 else repr(text[:117]) + "..."
+            raise UsageError(f"{key} = {shown} holds {bad!r}, which would break the properties file's lines",
+                             hint="rename the file or folder so its name is plain text (no line break, "
+                                  "backslash or control character)")
+        lines.append(f"{key}={text}")
+    return lines
+
+
+def write_properties(path: Path, values: Mapping[str, Any], *, append: bool = False) -> list[str]:
+    """The one writer of properties files (mlci.properties, mlci-retrain.properties); returns the lines.
+
+    append: add to the file (several commands of one build); else replace it atomically (temp file + rename).
+    """
+    lines = property_lines(values)
+    text = "".join(f"{line}\n" for line in lines)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if append:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(text)
+            return lines
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the properties file ({exc.strerror or exc})",
+                         hint="check the folder's permissions and free space") from None
+    return lines
 
 
 def decide_file(status_path: Path, retrain_path: Path) -> Decision:

@@ -90,8 +90,10 @@ def publish(run: Run, into: Path) -> list[Path]:
         written += sorted(p for p in best.rglob("*") if p.is_file())
     outcome = RunOracle(run).outcome()
     if outcome.best_value is not None:
+        from mlci.integrations.jenkins import write_properties  # the one properties writer
+
         trend = into / "trend.properties"
-        trend.write_text(f"YVALUE={outcome.best_value}\n", encoding="utf-8")
+        write_properties(trend, {"YVALUE": outcome.best_value})
         written.append(trend)
     message = run.outbox / f"{outcome.event}.json"  # one message per event: the one announcing this outcome
     if outcome.event and message.is_file():

@@ -31,11 +31,21 @@ JENKINS_REPORT = "report"
 
 
 class Delivery(BaseModel):
-    status: Literal["pending", "sent"] = "pending"
+    """One channel's delivery of a message. `stage` says how far the send went; data-sent is on disk before
+    the message's bytes go, so a crash or a lost reply leaves the truth:
+    for email: connecting -> data-sent (the whole message went; written *before* its bytes) -> accepted
+    (the server's 250) or data-refused (a 4xx/5xx reply: not delivered). A delivery found at data-sent with
+    no reply is "unconfirmed": the server may have stored it, so it is not resent without being asked
+    (`mlci notify --flush --resend-unconfirmed`): at most once per event (docs/notifications.md)."""
+
+    status: Literal["pending", "sent", "unconfirmed"] = "pending"
     attempts: int = 0
     last_error: str | None = None
     sent_at: str | None = None
     sent_to: str | None = None
+    stage: str | None = None
+    stage_at: str | None = None
+    message_id: str | None = None  # the Message-ID (or webhook Idempotency-Key) this delivery carries
 
 
 class OutboxMessage(Record):
@@ -122,10 +132,13 @@ def outcome_facts(run: Run, record: RunRecord, event: str, trial: int | None) ->
     failed = None
     if event == "trial-failed":
         candidates = [row for row in rows if trial is None or row["trial"] == trial]
-        failed = next((row for row in reversed(candidates) if row["status"] == TrialStatus.FAILED),
-                      candidates[-1] if candidates else None)
-        if trial is not None and failed is None:
+        if trial is not None and not candidates:
             raise UsageError(f"run {run.id} has no trial {trial}", hint=f"trials: {[r['trial'] for r in rows]}")
+        failed = next((row for row in reversed(candidates) if row["status"] == TrialStatus.FAILED), None)
+        if failed is None:  # announcing a failure that never happened would be untrue
+            which = f"trial {trial} of run {run.id} has not failed (status {candidates[0]['status']})" \
+                if trial is not None else f"run {run.id} has no failed trial"
+            raise UsageError(which, hint="leave --event out to announce the run's outcome")
     met = objective.met(best_value)
     if event == "success" and not met:
         raise UsageError(f"run {run.id} has not met the threshold: best {metric} {_number(best_value, threshold)} "

@@ -14,7 +14,7 @@ from typing import Callable
 from mlci.core.config import NotifyConfig
 from mlci.core.states import DoneReason, RunStatus
 from mlci.core.errors import MlciError, NotifyError, UsageError
-from mlci.integrations.channels import ChannelFailure, Notifier, notifiers_for
+from mlci.integrations.channels import DATA_SENT, ChannelFailure, Notifier, notifiers_for
 from mlci.integrations.message import EVENTS, Delivery, OutboxMessage, compose, outcome_facts
 from mlci.core.store import Run, RunRecord, RunStore, file_lock, now_iso, read_record, write_json
 
@@ -38,13 +38,14 @@ class NotifyResult:
     console_only: list[str] = field(default_factory=list)
     messages: list[Path] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    unconfirmed: list[str] = field(default_factory=list)  # found (this call) sent without a reply: not resent
 
     @property
     def ok(self) -> bool:
-        return not self.pending
+        return not self.pending and not self.unconfirmed
 
     def merge(self, other: "NotifyResult") -> None:
-        for name in ("sent", "pending", "already_sent", "console_only", "messages", "errors"):
+        for name in ("sent", "pending", "already_sent", "console_only", "messages", "errors", "unconfirmed"):
             getattr(self, name).extend(getattr(other, name))
 
 
@@ -95,17 +96,18 @@ def _prepare(run: Run, message: OutboxMessage, notifiers: list[Notifier]) -> Non
 
 
 def _attempt(notifier: Notifier, message: OutboxMessage, delivery: Delivery, config: NotifyConfig,
-             echo: Echo) -> str:
+             echo: Echo, stage) -> str:
     """Bounded retries with exponential backoff for transient failures; permanent ones fail at once
-    (a wrong password stays wrong, and repeated failed logins lock accounts)."""
+    (a wrong password stays wrong, and repeated failed logins lock accounts). A failure after the whole
+    message went (the reply to DATA lost) is never retried: the server may have kept it."""
     delay = config.backoff
     for attempt in range(config.retries + 1):
         delivery.attempts += 1
         try:
-            return notifier.send(message)
+            return notifier.send(message, stage)
         except ChannelFailure as failure:
             delivery.last_error = failure.line
-            if not failure.transient or attempt == config.retries:
+            if not failure.transient or attempt == config.retries or delivery.stage == DATA_SENT:
                 raise
             echo(f"notify: {notifier.name}: {failure.line}; retrying in {delay:g}s "
                  f"(attempt {attempt + 2} of {config.retries + 1})")
@@ -129,10 +131,24 @@ def _send_pending(run: Run, message: OutboxMessage, notifiers: list[Notifier], c
             result.pending.append(f"{label} by {name}")
             result.errors.append(f"{label}: {delivery.last_error}; kept in {_message_path(run, message.key)}")
             continue
+        path = _message_path(run, message.key)
+        if delivery.stage == DATA_SENT:  # a process stopped between sending the message and its reply
+            _unconfirmed(run, message, name, delivery, result, echo)
+            write_json(path, message)
+            continue
+
+        def stage(name_: str, delivery: Delivery = delivery) -> None:
+            delivery.stage, delivery.stage_at, delivery.message_id = name_, now_iso(), message.message_id
+            if name_ == DATA_SENT:  # on disk before the message's bytes go: a crash leaves the truth (the
+                write_json(path, message)  # other stages are saved with the outcome, below)
+
         before = delivery.attempts  # the record counts every attempt ever; the message, this call's
         try:
-            where = _attempt(notifier, message, delivery, config, echo)
+            where = _attempt(notifier, message, delivery, config, echo, stage)
         except ChannelFailure as failure:
+            if delivery.stage == DATA_SENT:
+                _unconfirmed(run, message, name, delivery, result, echo)
+                continue
             count = delivery.attempts - before
             tries = f"after {count} attempt{'s' if count != 1 else ''}"
             result.pending.append(f"{label} by {name}")
@@ -148,8 +164,22 @@ def _send_pending(run: Run, message: OutboxMessage, notifiers: list[Notifier], c
     return result
 
 
+def _unconfirmed(run: Run, message: OutboxMessage, name: str, delivery: Delivery, result: NotifyResult,
+                 echo: Echo) -> None:
+    """The whole message went but no reply came: the server may have kept it. Not resent (at most once)."""
+    delivery.status = "unconfirmed"
+    path = _message_path(run, message.key)
+    line = (f"'{message.key}' of run {run.id} by {name}: the message went to the server but its reply was lost "
+            f"({delivery.last_error or 'the process stopped'}); it is probably delivered and is not sent again "
+            f"(Message-ID {message.message_id}); if it never arrives: `mlci notify --flush --resend-unconfirmed "
+            f"--run {run.id}`; kept in {path}")
+    result.unconfirmed.append(f"{run.id}/{message.key} by {name}")
+    result.errors.append(line)
+    echo(f"notify: {name}: delivery unconfirmed, not resent: {path}")
+
+
 def _raise_if_pending(result: NotifyResult, run_hint: str) -> NotifyResult:
-    if result.pending:
+    if result.pending or result.unconfirmed:
         more = f" (and {len(result.errors) - 1} more)" if len(result.errors) > 1 else ""
         raise NotifyError(f"{result.errors[0]}{more}",
                           hint=f"send it later with `mlci notify --flush{run_hint}`")
@@ -179,6 +209,15 @@ def event_for(record: RunRecord) -> str:
     return event
 
 
+def _checked_key(run: Run, record: RunRecord, event: str, trial: int | None) -> str:
+    """The outbox key of `event`; an event that did not happen (success below the threshold, a trial that did
+    not fail) is refused here, before anything is written."""
+    if event not in ("success", "trial-failed"):
+        return event
+    failed = outcome_facts(run, record, event, trial)["failed_trial"]
+    return f"trial-failed-{failed['trial']}" if event == "trial-failed" else event
+
+
 def notify(run: Run, event: str | None = None, *, config: NotifyConfig, echo: Echo | None = None,
            trial: int | None = None, full_text: bool = True) -> NotifyResult:
     """Announce `event` of `run` (default: from its status) once, through every configured channel.
@@ -193,12 +232,8 @@ def notify(run: Run, event: str | None = None, *, config: NotifyConfig, echo: Ec
     if trial is not None and event != "trial-failed":
         raise UsageError("--trial goes with --event trial-failed only")
     notifiers = notifiers_for(config)
+    key = _checked_key(run, record, event, trial)
     with _outbox_lock(run):
-        if event == "trial-failed":
-            number = outcome_facts(run, record, event, trial)["failed_trial"]
-            key = f"trial-failed-{number['trial']}" if number else "trial-failed"
-        else:
-            key = event
         path = _message_path(run, key)
         message = _read_message(path) if path.exists() else compose(run, record, event, key, trial)
         fresh = not path.exists()
@@ -206,7 +241,9 @@ def notify(run: Run, event: str | None = None, *, config: NotifyConfig, echo: Ec
         if fresh and not message.deliveries:
             _console(message, echo, path, full_text)
         if not fresh and not message.pending():
-            sent = ", ".join(f"{name} at {d.sent_at}" for name, d in message.deliveries.items())
+            sent = ", ".join(f"{name} at {d.sent_at}" if d.status == "sent" else
+                             f"{name} {d.status} at {d.stage_at} (--flush --resend-unconfirmed sends it anew)"
+                             for name, d in message.deliveries.items())
             echo(f"notify: '{key}' of run {run.id} was already " + (f"sent ({sent}); not sending it again" if sent else
                  f"written to {path} with no channel configured; add one to [notify] to send it"))
             return NotifyResult(already_sent=[f"{run.id}/{key}"], messages=[path])
@@ -215,7 +252,7 @@ def notify(run: Run, event: str | None = None, *, config: NotifyConfig, echo: Ec
 
 
 def flush(run_or_store: Run | RunStore, *, config: NotifyConfig | None = None,
-          echo: Echo | None = None) -> NotifyResult:
+          echo: Echo | None = None, resend_unconfirmed: bool = False) -> NotifyResult:
     """Send what is pending in the outbox of one run, or of every run of a store.
 
     `config` None: each run's own stored [notify] config. Raises NotifyError if anything stays pending.
@@ -226,19 +263,40 @@ def flush(run_or_store: Run | RunStore, *, config: NotifyConfig | None = None,
     for run in runs:
         if not run.outbox.is_dir():
             continue
-        run_notify = config if config is not None else run_config(run)
-        notifiers = notifiers_for(run_notify)
-        with _outbox_lock(run):
-            for path in sorted(run.outbox.glob("*.json")):
-                message = _read_message(path)
-                if not message.pending():
-                    continue
-                _prepare(run, message, [n for n in notifiers if n.name in message.deliveries])
-                result.merge(_send_pending(run, message, notifiers, run_notify, echo))
+        try:
+            result.merge(_flush_run(run, config, echo, resend_unconfirmed))
+        except MlciError as err:  # a damaged run (run.json, its config, a message) never holds back the others
+            if isinstance(run_or_store, Run):
+                raise
+            result.pending.append(f"{run.id} (unreadable)")
+            result.errors.append(err.one_line())
+            echo(f"notify: run {run.id} skipped: {err.one_line()}")
     if not result.sent and not result.pending:
         echo("notify: nothing pending in the outbox")
     hint = f" --run {run_or_store.id}" if isinstance(run_or_store, Run) else ""
     return _raise_if_pending(result, hint)
+
+
+def _flush_run(run: Run, config: NotifyConfig | None, echo: Echo, resend_unconfirmed: bool) -> NotifyResult:
+    result = NotifyResult()
+    run_notify = config if config is not None else run_config(run)
+    notifiers = notifiers_for(run_notify)
+    with _outbox_lock(run):
+        for path in sorted(run.outbox.glob("*.json")):
+            message = _read_message(path)
+            for name, delivery in message.deliveries.items():
+                if delivery.status != "unconfirmed":
+                    continue
+                if not resend_unconfirmed:
+                    echo(f"notify: '{message.key}' of run {run.id} by {name} is unconfirmed (sent at "
+                         f"{delivery.stage_at}, reply lost): not sent again; --resend-unconfirmed sends it anew")
+                    continue
+                delivery.status, delivery.stage = "pending", None  # asked for: at least once, from here
+            if not message.pending():
+                continue
+            _prepare(run, message, [n for n in notifiers if n.name in message.deliveries])
+            result.merge(_send_pending(run, message, notifiers, run_notify, echo))
+    return result
 
 
 def announce(run: Run, config: NotifyConfig, *, echo: Echo | None = None, send: bool = True,
@@ -252,6 +310,8 @@ def announce(run: Run, config: NotifyConfig, *, echo: Echo | None = None, send: 
     from mlci.integrations.reports import write_report
 
     echo = echo or (lambda _line: None)
+    if send and event is not None:
+        _checked_key(run, run.record(), event, trial)  # an untrue event is refused before the report is rewritten
     try:
         write_report(run)
     except Exception as exc:  # noqa: BLE001

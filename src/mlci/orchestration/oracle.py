@@ -169,7 +169,9 @@ class RunOracle:
         from mlci.tuning.strategies import past_trials
 
         history = past_trials(self.run)
-        if len(history) >= self.config.max_trials:
+        # A proposal whose hparams.json is unreadable still spent a trial of the budget.
+        proposed = sum(1 for trial in self.run.trials() if trial.hparams_path.exists())
+        if max(len(history), proposed) >= self.config.max_trials:
             return DoneReason.BUDGET, f"max_trials ({self.config.max_trials}) reached"
         if self.config.max_minutes is not None:
             started = datetime.fromisoformat(self.run.record().created_at).timestamp()
@@ -206,7 +208,7 @@ class RunOracle:
         failure = self.failure()
         if failure:
             return Step(Action.DONE, reason=DoneReason.TRIAL_FAILED, message=failure)
-        pending = self.open_trials(busy)
+        pending = [trial for trial in self.open_trials(busy) if self._readable(trial, create)]
         if pending:
             return Step(Action.LAUNCH, pending[0])
         if not self.run.trials():
@@ -220,6 +222,17 @@ class RunOracle:
         if spent is not None:
             return self._spent(spent, why)
         return Step(Action.PROPOSE)
+
+    @staticmethod
+    def _readable(trial: Trial, create: bool) -> bool:
+        """A proposal whose hparams.json cannot be read fails (with why) instead of stopping the run or hiding."""
+        try:
+            trial.hparams()
+            return True
+        except MlciError as err:
+            if create:
+                trial.update_state(status=TrialStatus.FAILED, reason=err.message, ended_at=now_iso())
+            return False
 
     def propose(self) -> Step:
         """Let the strategy write the next trial's hparams.json (job 4); DONE when it has nothing left."""

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from mlci.core.config import Config
 from mlci.core.errors import MlciError, trial_failure
 from mlci.core.states import DoneReason, TrialStatus
-from mlci.core.store import HparamsRecord, MetricsRecord, Run, RunStore, Trial, TrialState
+from mlci.core.store import HparamsRecord, MetricsRecord, Run, RunStore, Trial, TrialState, store_failure
 from mlci.orchestration.lifecycle import adopt, follow, launch_trial
 from mlci.orchestration.oracle import Action, Outcome, RunOracle, Step
 from mlci.orchestration.runs import prepare_run
@@ -96,10 +96,18 @@ def run_pipeline(model_file: Path, *, store: RunStore, config_path: Path | None 
         except KeyboardInterrupt:
             oracle.interrupt()
             raise
-        except MlciError as err:
-            oracle.fail(err)
+        except (MlciError, OSError) as exc:
+            # An OSError here is the store or a trial's folder refusing a write (read-only, full): the run
+            # ends failed with that line rather than staying "running" behind a traceback.
+            err = exc if isinstance(exc, MlciError) else store_failure(Path(exc.filename or run.dir), exc, "be written")
+            try:
+                oracle.fail(err)
+            except MlciError:
+                pass  # run.json itself cannot be written: the error line says why
             _wrap_up(run, config, events, notify_outcome)
-            raise
+            if err is exc:
+                raise
+            raise err from None
         _wrap_up(run, config, events, notify_outcome)
         if step.reason == DoneReason.TRIAL_FAILED:
             failed = _first_failed(run)

@@ -1,6 +1,8 @@
 """Run a command in a container, copying its output to the trial's log file and to stdout.
 
 The log file survives the mlci process that started the container; stdout keeps `docker logs` useful.
+The log is capped (a script printing in a loop filled 200 MB): at MLCI_LOG_MAX_BYTES (default 50 MiB) log.txt
+is rotated to log.1.txt (the older part dropped) and starts again with a note, so a trial keeps at most twice that.
 Usage: python -m mlci.runners.logtee LOG_FILE -- COMMAND [ARGS...]; exits with the command's status.
 """
 from __future__ import annotations
@@ -9,6 +11,64 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
+
+LOG_MAX_ENV = "MLCI_LOG_MAX_BYTES"
+LOG_MAX_DEFAULT = 50 * 1024 * 1024
+LOG_MAX_FLOOR = 4096  # smaller would rotate on every line
+
+
+def log_max_bytes() -> int:
+    try:
+        value = int(os.environ.get(LOG_MAX_ENV) or LOG_MAX_DEFAULT)
+    except ValueError:
+        return LOG_MAX_DEFAULT
+    return max(value, LOG_MAX_FLOOR)
+
+
+class CappedLog:
+    """An append-only log file that never grows past `limit` bytes: the full file moves to <name>.1.<ext>
+    (replacing an older one) and the log starts again with a line that says so."""
+
+    def __init__(self, path: str | Path, limit: int | None = None):
+        self.path = Path(path)
+        self.limit = limit or log_max_bytes()
+        self.rotated = self.path.with_name(f"{self.path.stem}.1{self.path.suffix}")
+        self.handle = open(self.path, "ab", buffering=0)
+        self.size = self.handle.tell()
+
+    def write(self, chunk: bytes) -> None:
+        while chunk:
+            room = self.limit - self.size
+            if room <= 0:
+                self._rotate()
+                continue
+            # cut at a line break where one is near, so a line is rarely split across the two files
+            part = chunk[:room]
+            if len(chunk) > room:
+                cut = part.rfind(b"\n")
+                part = part[:cut + 1] if cut >= room // 2 else part
+            self.handle.write(part)
+            self.size += len(part)
+            chunk = chunk[len(part):]
+
+    def _rotate(self) -> None:
+        self.handle.close()
+        os.replace(self.path, self.rotated)
+        self.handle = open(self.path, "ab", buffering=0)
+        note = (f"mlci: log.txt reached {self.limit} bytes ({LOG_MAX_ENV}); the previous part is in "
+                f"{self.rotated.name}, anything older was dropped\n").encode()
+        self.handle.write(note)
+        self.size = len(note)
+
+    def close(self) -> None:
+        self.handle.close()
+
+    def __enter__(self) -> "CappedLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def main(argv: list[str]) -> int:
@@ -16,7 +76,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m mlci.runners.logtee LOG_FILE -- COMMAND [ARGS...]", file=sys.stderr)
         return 2
     log_path, command = argv[0], argv[2:]
-    with open(log_path, "ab", buffering=0) as log:
+    with CappedLog(log_path) as log:
         try:
             child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         except OSError as exc:

@@ -98,6 +98,10 @@ SKLEARN_ANY: dict[str, dict[str, Any]] = {k: v for table in SKLEARN.values() for
 
 # ----------------------------------------------------------------------------- parsing and checks
 
+BOUND = 1e15  # |low|, |high| of a range: integers stay exact in a float, differences finite
+MAX_STEPS = 1e9  # a stepped range has at most this many values (Optuna counts them in Decimal)
+
+
 def parse_param(name: str, entry: Any, source: str) -> Param:
     """One `{"type": ..., ...}` entry, checked: a ConfigError names the source and the key."""
     where = f"{source}: space '{name}'"
@@ -119,6 +123,8 @@ def parse_param(name: str, entry: Any, source: str) -> Param:
     for key, value in (("low", low), ("high", high)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ConfigError(f"{where} needs a number '{key}', got {value!r}")
+        if abs(value) > BOUND:  # beyond it the sampler's arithmetic overflows (high - low, steps)
+            raise ConfigError(f"{where} has {key} = {value!r}", hint=f"use a number between {-BOUND:g} and {BOUND:g}")
         if kind == "int" and not float(value).is_integer():
             raise ConfigError(f"{where} is an int range but {key} = {value!r}", hint="use whole numbers or type = \"float\"")
     if low > high:
@@ -133,6 +139,13 @@ def parse_param(name: str, entry: Any, source: str) -> Param:
         raise ConfigError(f"{where} has step = {step!r}", hint="use a positive number")
     if step is not None and log:
         raise ConfigError(f"{where} has both step and log", hint="use one of them")
+    if step is not None and not math.isfinite(step):
+        raise ConfigError(f"{where} has step = {step!r}", hint="use a positive number")
+    if step is not None and high > low and not (high - low) / MAX_STEPS <= step <= high - low:
+        raise ConfigError(f"{where} has step = {step!r} for the range {low!r}..{high!r}",
+                          hint=f"use a step between (high - low) / {MAX_STEPS:g} and high - low")
+    if kind == "int" and step is not None and not float(step).is_integer():
+        raise ConfigError(f"{where} is an int range but step = {step!r}", hint="use a whole number")
     if kind == "int":
         low, high = int(low), int(high)
         step = int(step) if step is not None else None

@@ -54,30 +54,44 @@ def epoch_curves(trial: Trial, metrics: Any | None) -> dict[str, list[float]]:
 
 
 def trial_rows(run: Run) -> list[TrialRow]:
+    """One row per proposed trial; an unreadable hparams.json, trial.json or metrics.json shows as a failed
+    row with the reason, never as a hidden trial or a success without a value."""
+    from mlci.core.store import TrialState
+
     rows = []
     for trial in run.trials():
+        if not trial.hparams_path.exists():
+            continue  # claimed, not yet proposed
+        problems = []
         try:
             hp = trial.hparams()
-        except MlciError:
-            continue
+        except MlciError as err:
+            hp = None
+            problems.append(err.message)
         metrics = None
         if trial.has_metrics():
             try:
                 metrics = trial.metrics()
-            except MlciError:
-                metrics = None
-        state = trial.state()
-        status = trial.status()
+            except MlciError as err:
+                problems.append(err.message)
+        try:
+            state, status = trial.state(), trial.status()
+        except MlciError as err:
+            state, status = TrialState(trial=trial.number), TrialStatus.FAILED
+            problems.append(err.message)
+        if problems:
+            status = TrialStatus.FAILED
         epochs = metrics.epochs_done if metrics else None
         if status == TrialStatus.PRUNED:
             from mlci.tuning.pruning import read_pruned
 
             pruned = read_pruned(trial)
             epochs = pruned.epoch if pruned else None
-        rows.append(TrialRow(trial.number, hp.proposed_by, hp.change, hp.hparams,
-                             metrics.value if metrics else None, epochs,
+        rows.append(TrialRow(trial.number, hp.proposed_by if hp else "unreadable", hp.change if hp else None,
+                             hp.hparams if hp else {}, metrics.value if metrics else None, epochs,
                              metrics.train_seconds if metrics else None, state.wall_seconds, status,
-                             len(state.restarts), state.reason, state.started_at, epoch_curves(trial, metrics)))
+                             len(state.restarts), "; ".join(problems) or state.reason, state.started_at,
+                             epoch_curves(trial, metrics)))
     return rows
 
 
