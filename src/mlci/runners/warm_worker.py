@@ -111,8 +111,13 @@ class Worker:
                 continue
             used = rss_bytes(pid)
             if used > limit:
-                _write(Path(request["trial_dir"]) / MEMORY_FILE,
-                       f"trial process grew to {used / 2**20:.0f} MiB RSS, past the limit of {limit / 2**20:.0f} MiB\n")
+                why = f"trial process grew to {used / 2**20:.0f} MiB RSS, past the limit of {limit / 2**20:.0f} MiB"
+                _write(Path(request["trial_dir"]) / MEMORY_FILE, why + "\n")
+                try:  # the restart's reason says "OOM-killed"; the log says by whom and why
+                    with open(Path(request["trial_dir"]) / "log.txt", "a", encoding="utf-8") as log:
+                        log.write(f"mlci warm worker: {why} ([resources] memory): ended it\n")
+                except OSError:
+                    pass
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
