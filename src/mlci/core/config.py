@@ -19,7 +19,8 @@ Dataset = Literal["mnist-sample", "digits", "mnist", "module"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # defer_build: a model's validator is built when first used, not at import (commands start at once)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
 
 class ImagesConfig(_Section):
