@@ -70,14 +70,6 @@ def sgd_model(folder: Path, config: str | None = None, source: str = SGD_SOURCE)
     return write_model(folder, source, "sgd.py", config)
 
 
-@pytest.fixture(autouse=True)
-def _absolute_pythonpath(monkeypatch):
-    """Trials run in their model's folder: a relative PYTHONPATH=src would load another copy of mlci there."""
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if paths:
-        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(str(Path(p).resolve()) for p in paths))
-
-
 @pytest.fixture
 def warm():
     runner = WarmRunner()

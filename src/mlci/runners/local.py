@@ -79,6 +79,10 @@ class LocalRunner(Runner):
         found = self.status(handle)
         if found.state != "missing":
             return found
+        return self.ended(handle, trial_dir)
+
+    def ended(self, handle: str, trial_dir: Path) -> Status:
+        """How a process that is gone ended: the exit code its harness (or warm worker) left in the trial folder."""
         exit_file = trial_dir / EXIT_FILE
         if exit_file.exists():
             try:

@@ -21,7 +21,7 @@ from typing import Any
 from mlci.core.config import memory_bytes
 from mlci.core.errors import RunnerError
 from mlci.runners.base import LaunchSpec, Status
-from mlci.runners.local import EXIT_FILE, LocalRunner, _alive, trial_cwd, trial_env
+from mlci.runners.local import LocalRunner, _alive, trial_cwd, trial_env
 from mlci.runners.warm_worker import IDENTITY_FILE, MEMORY_FILE, start_ticks
 
 READY_SECONDS = 300.0  # importing TensorFlow on a busy 2-core machine
@@ -171,13 +171,7 @@ class WarmRunner(LocalRunner):
         if memory.exists():
             return Status("oom", handle, exit_code=137, signal=9,
                           reason=f"OOM-killed ({memory.read_text().strip()})")
-        exit_file = trial_dir / EXIT_FILE
-        if exit_file.exists():
-            try:
-                return self._status_of_code(handle, int(exit_file.read_text().strip()))
-            except ValueError:
-                pass
-        return Status("killed", handle, reason="process vanished without an exit code (killed?)")
+        return self.ended(handle, trial_dir)
 
     def wait(self, handle: str, timeout: float | None = None) -> Status:
         """Wakes the moment the process ends (a pidfd), though it is the worker's child, not ours."""
