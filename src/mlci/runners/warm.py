@@ -21,11 +21,12 @@ from typing import Any
 from mlci.core.config import memory_bytes
 from mlci.core.errors import RunnerError
 from mlci.runners.base import LaunchSpec, Status
-from mlci.runners.local import LocalRunner, _alive, trial_cwd, trial_env
+from mlci.runners.local import EXIT_FILE, LocalRunner, _alive, trial_cwd, trial_env
 from mlci.runners.warm_worker import IDENTITY_FILE, MEMORY_FILE, start_ticks
 
 READY_SECONDS = 300.0  # importing TensorFlow on a busy 2-core machine
 ANSWER_SECONDS = 30.0  # a fork answers in milliseconds: longer means the worker hangs
+REAP_SECONDS = 1.0  # how long a dead trial's exit code may take to appear (its worker reaps it at once)
 
 
 class WorkerLost(Exception):
@@ -171,6 +172,10 @@ class WarmRunner(LocalRunner):
         if memory.exists():
             return Status("oom", handle, exit_code=137, signal=9,
                           reason=f"OOM-killed ({memory.read_text().strip()})")
+        exit_file = trial_dir / EXIT_FILE
+        deadline = time.monotonic() + REAP_SECONDS
+        while not exit_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)  # killed by a signal: its worker writes how it ended as it reaps it (milliseconds)
         return self.ended(handle, trial_dir)
 
     def wait(self, handle: str, timeout: float | None = None) -> Status:

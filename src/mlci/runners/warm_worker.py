@@ -139,12 +139,20 @@ class Worker:
         return pid
 
     def serve(self, requests: int) -> None:
+        # A child's end wakes the loop at once (SIGCHLD -> wakeup pipe): its exit code is written before a
+        # runner that saw it die looks for it.
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
+        signal.set_wakeup_fd(wake_write)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         pending = b""
         while True:
-            readable, _, _ = select.select([requests], [], [], WATCH_SECONDS)
+            readable, _, _ = select.select([requests, wake_read], [], [], WATCH_SECONDS)
             self.reap()
             self.watch_memory()
-            if not readable:
+            if wake_read in readable:
+                os.read(wake_read, 4096)
+            if requests not in readable:
                 continue
             chunk = os.read(requests, 65536)
             if not chunk:
@@ -168,6 +176,7 @@ def _become_trial(request: dict[str, Any], answers: int) -> None:
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
+        signal.set_wakeup_fd(-1)
         for fd in (log, null, answers):
             if fd > 2:
                 try:
