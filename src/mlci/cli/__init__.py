@@ -6,9 +6,7 @@ so the commands Jenkins calls on every build start at once (bench/startup.py).
 """
 from __future__ import annotations
 
-import ast
 import importlib
-import inspect
 import os
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
@@ -69,6 +67,8 @@ class LazyCommands(MutableMapping):
 
 def short_help(module: str, attribute: str, limit: int = 45) -> str:
     """A command's one-line help as click would make it, read from its module's source (nothing imported)."""
+    import ast  # only for --help: the commands themselves never pay for it
+
     path = Path(__file__).with_name(f"{module}.py")
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -85,8 +85,8 @@ def short_help(module: str, attribute: str, limit: int = 45) -> str:
                     if keyword.arg in ("short_help", "help") and isinstance(keyword.value, ast.Constant):
                         text = keyword.value.value
                         return text if keyword.arg == "short_help" else click.utils.make_default_short_help(text, limit)
-            doc = ast.get_docstring(node, clean=False) or ""
-            return click.utils.make_default_short_help(inspect.cleandoc(doc).split("\f", 1)[0], limit)
+            doc = ast.get_docstring(node) or ""
+            return click.utils.make_default_short_help(doc.split("\f", 1)[0], limit)
     return ""
 
 
