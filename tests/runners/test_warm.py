@@ -186,3 +186,12 @@ def test_workers_fresh_starts_a_process_per_trial(knn_model, home):
     result = run_pipeline(knn_model, store=RunStore(home), overrides={"workers": "fresh", "max_trials": 1},
                           notify_outcome=False)
     assert result.run.trial(0).state().runner == "local"
+
+
+def test_parallel_slots_share_one_worker_and_every_trial_ends(tmp_path, home):
+    model = sgd_model(tmp_path / "m", 'dataset = "digits"\nthreshold = 1.0\nmax_trials = 4\nparallel = 2\n'
+                                      'strategy = "random"\n')
+    result = run_pipeline(model, store=RunStore(home), notify_outcome=False)
+    states = [trial.state() for trial in result.run.trials()]
+    assert len(states) == 4 and all(s.status == "succeeded" and s.runner == "warm" for s in states)
+    assert len({s.pid for s in states}) == 4  # a process per trial

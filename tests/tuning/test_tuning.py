@@ -273,7 +273,10 @@ def test_harness_trains_on_when_the_study_is_out_of_reach(tmp_path, home):
 
 
 def test_optimize_searches_on_after_the_threshold_and_parallel_trials_share_the_study(tmp_path, home):
-    model = write_model(tmp_path / "m", KNN3, "knn3.py", 'threshold = 0.9\ndataset = "digits"\nseed = 3\n')
+    # workers = "fresh": a warm KNN trial ends within the second it starts, and trial.json keeps whole seconds,
+    # so the overlap of two parallel trials is only visible with a process start per trial.
+    model = write_model(tmp_path / "m", KNN3, "knn3.py", 'threshold = 0.9\ndataset = "digits"\nseed = 3\n'
+                                                         'workers = "fresh"\n')
     done = mlci("run", str(model), "--home", str(home), "-q", "--optimize", "--parallel", "2", "--max-trials", "6")
     assert done.returncode == 0, done.stderr
     [run] = RunStore(home).runs()
