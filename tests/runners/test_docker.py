@@ -397,7 +397,7 @@ def test_auto_runner_without_an_engine_trains_locally_with_a_notice(tmp_path, ho
     assert done.returncode == 0, done.stderr
     assert "runner=auto: no Docker engine answers, training in local processes" in done.stderr
     state = read_record(_run_dir(home) / "trials" / "0" / "trial.json", TrialState)
-    assert state.runner == "local" and state.pid
+    assert state.runner == "warm" and state.pid  # local trials fork from a warm worker by default (workers = "warm")
 
 
 def test_logtee_copies_output_to_the_log_and_keeps_the_exit_code(tmp_path):

@@ -8,16 +8,34 @@ import functools
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING, Any
+
 import click
-from rich.console import Console
 
 from mlci.core.errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_USAGE, MlciError, redact
-from mlci.core.store import RunStore
 
-console = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+if TYPE_CHECKING:
+    from mlci.core.store import RunStore
 
-EXIT_HELP = "\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
+
+class LazyConsole:
+    """A rich Console made on first use: commands that print plain lines never import rich (bench/startup.py)."""
+
+    def __init__(self, **options: Any):
+        self._options = options
+        self._console = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+console = LazyConsole(stderr=True, highlight=False)
+out = LazyConsole(highlight=False)
+
 SEE_EXIT_HELP = "Exit codes: see `mlci --help`."  # the table is shown once, by the group
 
 
@@ -76,6 +94,8 @@ def home_option(func):
 
 
 def store_for(home: Path | None) -> RunStore:
+    from mlci.core.store import RunStore
+
     return RunStore(home)
 
 

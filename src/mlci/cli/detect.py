@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mlci.cli._common import handle_errors, out
+from mlci.cli._common import handle_errors
 from mlci.core.errors import MlciError
 
 
@@ -38,11 +38,11 @@ def detect_command(path: Path, as_json: bool, config_file: Path | None) -> None:
         click.echo(json.dumps(detection.to_dict(), indent=2))
         return
     image = detection.image_name or f"(none: set [images] {detection.framework} = \"...\" in mlci.toml)"
-    out.print(f"framework     {detection.framework}\narchitecture  {detection.architecture}\n"
-              f"image         {image}\nentry         {detection.entry}\nmode          {detection.mode}"
-              + ("\nreading       degraded (not valid Python 3; see the evidence)" if detection.fallback else "")
-              + "\nevidence:", markup=False)
+    # Plain lines (click.echo, not rich): detect runs on every Jenkins build and must start at once.
+    click.echo(f"framework     {detection.framework}\narchitecture  {detection.architecture}\n"
+               f"image         {image}\nentry         {detection.entry}\nmode          {detection.mode}"
+               + ("\nreading       degraded (not valid Python 3; see the evidence)" if detection.fallback else "")
+               + "\nevidence:")
     for item in detection.evidence:
         where = f"{item.file}:{item.line}" if item.line else item.file
-        out.print(f"  {where}  {item.why}" + (f"\n      {item.text}" if item.text else ""), markup=False,
-                  soft_wrap=True)
+        click.echo(f"  {where}  {item.why}" + (f"\n      {item.text}" if item.text else ""))

@@ -22,7 +22,8 @@ Dataset = Literal["mnist-sample", "digits", "mnist", "module"]
 class _Section(BaseModel):
     """Numbers are finite (no inf, nan) and never booleans: `max_trials = true` is a mistake, not 1."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+    # defer_build: a model's validator is built when first used, not at import (commands start at once)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False, defer_build=True)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -55,6 +56,14 @@ class ImagesConfig(_Section):
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"images.{key} must be an image name such as \"my/{key}:1\"")
         return self
+
+
+def memory_bytes(size: str) -> int:
+    """'512m' -> bytes (ResourcesConfig has checked the format)."""
+    units = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+    text = size.strip().lower()
+    digits = text.rstrip("bkmg")
+    return int(digits) * units[text[len(digits):]]
 
 
 class ResourcesConfig(_Section):
@@ -182,6 +191,7 @@ class Config(_Section):
     optimize: bool = False  # keep searching after the threshold is met, for the best within the budget
     parallel: int = Field(default=1, ge=1, le=64)
     runner: Literal["local", "docker", "auto"] = "local"
+    workers: Literal["warm", "fresh"] = "warm"  # local trials fork from a pre-imported worker, or start a process each
     dataset: Dataset | None = None
     entry: str | None = None  # the model file when mlci is pointed at a folder (mlci detect / run)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)

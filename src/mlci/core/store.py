@@ -36,11 +36,12 @@ def default_home() -> Path:
 class Record(BaseModel):
     """A JSON file of the run store; `schema_version` lets a newer mlci read older runs."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)  # validators built on first use: fast start-up
     schema_version: int = SCHEMA_VERSION
 
 
 class Kind(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     framework: str  # sklearn | keras | torch | unsupported
     architecture: str  # cnn | ann | rnn | classical
     mode: Literal["module", "script"] = "module"  # module: defines build_model(hp)
@@ -69,7 +70,7 @@ class RunRecord(Record):
 class OptunaLink(BaseModel):
     """The Optuna strategy's link from a trial to its study trial (what the harness reports to for pruning)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
     storage: str | None = None
     study: str | None = None
     trial: int | None = None  # the study's trial number
@@ -122,6 +123,7 @@ def write_trial_spec(trial: "Trial", config: "Config") -> TrialSpec:
 
 
 class Restart(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     at: str
     reason: str
     exit_code: int | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -178,6 +179,8 @@ def train_trial(trial_dir: Path, model_file: Path, *, echo: Echo = print) -> Met
     defaults = dict(getattr(module, "HPARAMS", {}) or {})
     hp = {**defaults, **check_hparams(record.hparams, defaults, trial_dir / "hparams.json")}
     seed = int(hp.get("seed", record.seed))
+    random.seed(seed)  # every stream from the trial's seed: a fresh process and a warm worker's fork train alike
+    np.random.seed(seed)
     loaded = time.perf_counter()
     data = _load_data(module, dataset, seed, model_file)
     data_seconds = time.perf_counter() - loaded

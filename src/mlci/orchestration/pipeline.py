@@ -83,8 +83,16 @@ def run_pipeline(model_file: Path, *, store: RunStore, config_path: Path | None 
                  notify_outcome: bool = True) -> PipelineResult:
     events = events or QuietEvents()
     run, config = prepare_run(model_file, store=store, config_path=config_path, overrides=overrides, commit=commit)
-    runner = get_runner(runner_name or config.runner, notice=events.notice)
+    runner = get_runner(runner_name or config.runner, notice=events.notice, workers=config.workers)
     oracle = RunOracle(run, config)
+    try:
+        return _drive(run, oracle, runner, config, events, notify_outcome)
+    finally:
+        getattr(runner, "close", lambda: None)()  # a warm worker ends; the trials it started do not
+
+
+def _drive(run: Run, oracle: RunOracle, runner: Runner, config: Config, events: Events,
+           notify_outcome: bool) -> PipelineResult:
     with run.lock():
         record = run.record()
         events.notice(f"run {run.id}: {record.model_name} is {record.kind.framework}/{record.kind.architecture} "

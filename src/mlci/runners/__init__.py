@@ -16,8 +16,15 @@ def docker_available() -> bool:
     return engine_answers()
 
 
-def get_runner(name: str, *, notice=None) -> Runner:
-    """`local`, `docker`, or `auto` (Docker when an engine answers, else local with a notice)."""
+def get_runner(name: str, *, notice=None, workers: str = "fresh") -> Runner:
+    """`local`, `docker`, or `auto` (Docker when an engine answers, else local with a notice).
+
+    workers="warm": local trials fork from a pre-imported worker (WarmRunner, recorded as runner `warm`).
+    """
+    if name == "warm" or (name == "local" and workers == "warm"):
+        from mlci.runners.warm import WarmRunner
+
+        return WarmRunner()
     if name == "local":
         return LocalRunner()
     if name in ("docker", "auto"):
@@ -34,5 +41,5 @@ def get_runner(name: str, *, notice=None) -> Runner:
             return DockerRunner()
         if notice:
             notice("runner=auto: no Docker engine answers, training in local processes")
-        return LocalRunner()
+        return get_runner("local", workers=workers)
     raise UsageError(f"unknown runner '{name}'", hint="use local, docker or auto")

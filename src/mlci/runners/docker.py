@@ -16,7 +16,7 @@ import requests
 import urllib3
 from docker.types import DeviceRequest
 
-from mlci.core.config import ResourcesConfig
+from mlci.core.config import ResourcesConfig, memory_bytes  # noqa: F401  (memory_bytes: re-exported)
 from mlci.core.errors import ConfigError, MlciError, RunnerError
 from mlci.core.store import TrialState, read_record, write_json
 from mlci.runners.base import LaunchSpec, Runner, Status
@@ -40,14 +40,6 @@ def _read_timeout(exc: BaseException) -> bool:
 
 def container_name(run_id: str, trial: int) -> str:
     return "mlci-" + re.sub(r"[^a-zA-Z0-9_.-]", "-", run_id)[:100] + f"-{trial}"
-
-
-def memory_bytes(size: str) -> int:
-    """'512m' -> bytes (ResourcesConfig has checked the format)."""
-    units = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-    text = size.strip().lower()
-    digits = text.rstrip("bkmg")
-    return int(digits) * units[text[len(digits):]]
 
 
 WAIT_CHUNK = 30.0

@@ -24,6 +24,18 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def trial_env(spec: LaunchSpec) -> dict[str, str]:
+    """The environment of a trial's process (a fresh one, or one forked by a warm worker)."""
+    env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1", "MLCI_TRIAL_DIR": str(spec.trial_dir)}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return env
+
+
+def trial_cwd(spec: LaunchSpec) -> Path:
+    """The working directory of a trial's process."""
+    return spec.source_dir
+
+
 class LocalRunner(Runner):
     name = "local"
 
@@ -33,13 +45,12 @@ class LocalRunner(Runner):
     def start(self, spec: LaunchSpec) -> str:
         spec.trial_dir.mkdir(parents=True, exist_ok=True)
         (spec.trial_dir / EXIT_FILE).unlink(missing_ok=True)
-        env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1", "MLCI_TRIAL_DIR": str(spec.trial_dir)}
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        env = trial_env(spec)
         args = [sys.executable, "-m", "mlci", *spec.harness_args(spec.trial_dir.resolve(), spec.model_file.resolve())]
         log = open(spec.trial_dir / "log.txt", "ab")
         try:
             process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       cwd=spec.source_dir, env=env, start_new_session=True)
+                                       cwd=trial_cwd(spec), env=env, start_new_session=True)
         except OSError as exc:
             raise RunnerError(f"cannot start the training process ({exc})", hint="check the Python interpreter") from None
         finally:
@@ -68,6 +79,10 @@ class LocalRunner(Runner):
         found = self.status(handle)
         if found.state != "missing":
             return found
+        return self.ended(handle, trial_dir)
+
+    def ended(self, handle: str, trial_dir: Path) -> Status:
+        """How a process that is gone ended: the exit code its harness (or warm worker) left in the trial folder."""
         exit_file = trial_dir / EXIT_FILE
         if exit_file.exists():
             try:

@@ -1,0 +1,201 @@
+"""WarmRunner: a local trial is a process forked from a worker that has imported the framework once.
+
+Same handles (a pid), kill (the trial's process group), exit file and heartbeat as LocalRunner, so lifecycle
+and the monitor follow a warm trial like a fresh one; only the start differs (no interpreter, no import).
+A worker that died or stopped answering is replaced on the next start. See docs/warm-workers.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from mlci.core.config import memory_bytes
+from mlci.core.errors import RunnerError
+from mlci.runners.base import LaunchSpec, Status
+from mlci.runners.local import EXIT_FILE, LocalRunner, _alive, trial_cwd, trial_env
+from mlci.runners.warm_worker import IDENTITY_FILE, MEMORY_FILE, start_ticks
+
+READY_SECONDS = 300.0  # importing TensorFlow on a busy 2-core machine
+ANSWER_SECONDS = 30.0  # a fork answers in milliseconds: longer means the worker hangs
+REAP_SECONDS = 1.0  # how long a dead trial's exit code may take to appear (its worker reaps it at once)
+
+
+class WorkerLost(Exception):
+    """The worker died or stopped answering: replace it and ask again."""
+
+
+class Worker:
+    """One pre-imported worker process (`python -m mlci.runners.warm_worker FRAMEWORK`) and its pipes."""
+
+    def __init__(self, framework: str):
+        self.framework = framework
+        self.stderr = tempfile.TemporaryFile()  # why it failed to start, if it does
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        # The worker runs this very mlci (a checkout's src/ too), as the runner's own process does.
+        package_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])
+        try:
+            self.process = subprocess.Popen([sys.executable, "-m", "mlci.runners.warm_worker", framework],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                            env=env, start_new_session=True)
+        except OSError as exc:
+            raise RunnerError(f"cannot start a warm worker ({exc})", hint="set workers = \"fresh\" in mlci.toml") from None
+        self._buffer = b""
+        self.import_seconds: float | None = None
+        self._finalizer = weakref.finalize(self, _stop, self.process)
+        try:
+            ready = self._read(READY_SECONDS)
+        except WorkerLost as lost:
+            ready = {"error": str(lost)}
+        if not ready.get("ready"):
+            self.close()
+            self.stderr.seek(0)
+            tail = self.stderr.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise RunnerError(f"the warm {framework} worker did not start ({' | '.join(tail) or ready.get('error')})",
+                              hint="set workers = \"fresh\" in mlci.toml to start a process per trial")
+        self.pid = int(ready["pid"])
+        self.import_seconds = ready.get("import_seconds")
+
+    def _read(self, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WorkerLost(f"no answer in {timeout:g}s")
+            readable, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if readable:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    raise WorkerLost(f"worker ended ({self.process.poll()})")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def fork(self, request: dict[str, Any]) -> int:
+        if self.process.poll() is not None:
+            raise WorkerLost(f"worker exited with {self.process.returncode}")
+        try:
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise WorkerLost(str(exc)) from None
+        answer = self._read(ANSWER_SECONDS)
+        if "pid" not in answer:
+            raise RunnerError(f"the warm worker could not start the trial ({answer.get('error')})",
+                              hint="set workers = \"fresh\" in mlci.toml to start a process per trial")
+        return int(answer["pid"])
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Closing stdin ends the worker; trials it started go on in their own sessions."""
+    try:
+        if process.stdin:
+            process.stdin.close()
+        process.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        process.kill()
+        process.wait()
+
+
+class WarmRunner(LocalRunner):
+    """LocalRunner's trials without the start-up: one worker per framework forks every trial of this process."""
+
+    name = "warm"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.workers: dict[str, Worker] = {}
+        self._lock = threading.Lock()  # parallel slots share a worker: one request at a time on its pipe
+
+    def worker(self, framework: str) -> Worker:
+        found = self.workers.get(framework)
+        if found is None or found.process.poll() is not None:
+            found = self.workers[framework] = Worker(framework)
+        return found
+
+    def replace(self, framework: str) -> None:
+        found = self.workers.pop(framework, None)
+        if found is not None:
+            found.process.kill()
+            found.close()
+
+    def start(self, spec: LaunchSpec) -> str:
+        spec.trial_dir.mkdir(parents=True, exist_ok=True)
+        limit = memory_bytes(spec.resources.memory) if spec.resources.memory else None
+        request = {"trial_dir": str(spec.trial_dir), "cwd": str(trial_cwd(spec)), "env": trial_env(spec),
+                   "args": spec.harness_args(spec.trial_dir.resolve(), spec.model_file.resolve()),
+                   "memory_limit": limit}
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    return str(self.worker(spec.framework).fork(request))
+                except WorkerLost as lost:
+                    self.replace(spec.framework)  # dead or hung: the next attempt starts a new one
+                    if attempt == 2:
+                        raise RunnerError(f"the warm worker was lost twice ({lost})",
+                                          hint="set workers = \"fresh\" in mlci.toml to start a process per trial") from None
+        raise AssertionError("unreachable")
+
+    def status(self, handle: str) -> Status:
+        return Status("running", handle) if _alive(int(handle)) else \
+            Status("missing", handle, reason="process gone")
+
+    def status_for(self, handle: str, trial_dir: Path) -> Status:
+        """Alive and ours (same start time as recorded), or how it ended from the files its worker wrote."""
+        pid = int(handle)
+        if _alive(pid):
+            try:
+                identity = json.loads((trial_dir / IDENTITY_FILE).read_text())
+            except (OSError, ValueError):
+                identity = {}
+            recorded = identity.get("start_ticks") if identity.get("pid") == pid else None
+            if recorded is not None and start_ticks(pid) not in (None, recorded):
+                # After a reboot the pid can belong to another program: not our trial, and never ours to kill.
+                return Status("missing", handle, reason=f"process {handle} is gone (the pid now belongs to another "
+                                                        f"program: host rebooted?)")
+            return Status("running", handle)
+        memory = trial_dir / MEMORY_FILE
+        if memory.exists():
+            return Status("oom", handle, exit_code=137, signal=9,
+                          reason=f"OOM-killed ({memory.read_text().strip()})")
+        exit_file = trial_dir / EXIT_FILE
+        deadline = time.monotonic() + REAP_SECONDS
+        while not exit_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)  # killed by a signal: its worker writes how it ended as it reaps it (milliseconds)
+        return self.ended(handle, trial_dir)
+
+    def wait(self, handle: str, timeout: float | None = None) -> Status:
+        """Wakes the moment the process ends (a pidfd), though it is the worker's child, not ours."""
+        pid = int(handle)
+        try:
+            fd = os.pidfd_open(pid)
+        except (OSError, AttributeError):
+            return super().wait(handle, timeout)
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while _alive(pid):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return Status("running", handle)
+                select.select([fd], [], [], 0.5 if left is None else min(left, 0.5))
+        finally:
+            os.close(fd)
+        return self.status(handle)
+
+    def close(self) -> None:
+        for framework in list(self.workers):
+            self.workers.pop(framework).close()

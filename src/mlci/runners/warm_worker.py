@@ -1,0 +1,228 @@
+"""The warm worker (`python -m mlci.runners.warm_worker FRAMEWORK`): imports the framework once, forks a trial.
+
+Runs beside `mlci run` (started by WarmRunner). Each trial is a child forked from this pre-imported process: it
+starts with the framework already in memory but with nothing of an earlier trial (no model, no Keras session,
+no random state), in its own session, and runs exactly what a fresh process runs (`mlci train ...`). The
+worker itself never trains: it reaps its children, writes how they ended, and ends one past its memory limit.
+Protocol: one JSON line per request on stdin, one JSON line per answer on the file descriptor of its stdout.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+EXIT_FILE = "exit_code"  # the same file LocalRunner reads (mlci.runners.local.EXIT_FILE)
+IDENTITY_FILE = "worker.json"  # pid and start time of the trial's process: a reused pid is not our trial
+MEMORY_FILE = "memory_limit.txt"  # written before the worker ends a trial past its memory limit
+WATCH_SECONDS = 0.2
+
+# What each framework's trials import anyway; importing it here is what makes a trial start at once.
+PRELOAD = {
+    "keras": ("numpy", "tensorflow", "keras", "mlci.harness.keras_fit"),
+    "sklearn": ("numpy", "scipy.sparse", "sklearn.base", "sklearn.metrics", "sklearn.model_selection",
+                "sklearn.neighbors", "sklearn.linear_model", "sklearn.ensemble", "sklearn.svm", "sklearn.tree",
+                "sklearn.datasets", "joblib", "mlci.harness.sklearn_fit"),
+}
+COMMON = ("mlci.cli", "mlci.cli.pipeline", "mlci.harness.train", "mlci.harness.data", "mlci.harness.script")
+
+
+def start_ticks(pid: int) -> int | None:
+    """When the process started (clock ticks since boot, /proc/PID/stat field 22): with the pid, its identity."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return int(handle.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    except OSError:
+        pass
+
+
+def preload(framework: str) -> float:
+    """Import what the framework's trials need, without running anything (no TensorFlow op: no thread pools yet)."""
+    import importlib
+
+    started = time.perf_counter()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as `mlci train` sets it, before TensorFlow reads it
+    for name in (*PRELOAD.get(framework, ()), *COMMON):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass  # a missing extra: the trial that needs it reports it, as in a fresh process
+    return time.perf_counter() - started
+
+
+class Worker:
+    """The fork loop: requests in, trial processes out; reaps them and watches their memory."""
+
+    def __init__(self, answers: int):
+        self.answers = answers
+        self.children: dict[int, dict[str, Any]] = {}  # pid -> the request that started it
+
+    def answer(self, payload: dict[str, Any]) -> None:
+        os.write(self.answers, (json.dumps(payload) + "\n").encode())
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            request = self.children.pop(pid, None)
+            if request is None:
+                continue
+            exit_file = Path(request["trial_dir"]) / EXIT_FILE
+            if os.WIFSIGNALED(status):
+                _write(exit_file, f"{-os.WTERMSIG(status)}\n")  # the harness could not write it: say how it ended
+            elif not exit_file.exists():
+                _write(exit_file, f"{os.WEXITSTATUS(status)}\n")
+
+    def watch_memory(self) -> None:
+        for pid, request in list(self.children.items()):
+            limit = request.get("memory_limit")
+            if not limit:
+                continue
+            used = rss_bytes(pid)
+            if used > limit:
+                why = f"trial process grew to {used / 2**20:.0f} MiB RSS, past the limit of {limit / 2**20:.0f} MiB"
+                _write(Path(request["trial_dir"]) / MEMORY_FILE, why + "\n")
+                try:  # the restart's reason says "OOM-killed"; the log says by whom and why
+                    with open(Path(request["trial_dir"]) / "log.txt", "a", encoding="utf-8") as log:
+                        log.write(f"mlci warm worker: {why} ([resources] memory): ended it\n")
+                except OSError:
+                    pass
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+
+    def fork(self, request: dict[str, Any]) -> int:
+        trial_dir = Path(request["trial_dir"])
+        self.reap()  # an earlier attempt of this trial writes its end before the next one starts
+        for name in (EXIT_FILE, MEMORY_FILE, IDENTITY_FILE):
+            (trial_dir / name).unlink(missing_ok=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _become_trial(request, self.answers)  # never returns
+        self.children[pid] = request
+        _write(trial_dir / IDENTITY_FILE, json.dumps({"pid": pid, "start_ticks": start_ticks(pid),
+                                                      "worker": os.getpid()}) + "\n")
+        return pid
+
+    def serve(self, requests: int) -> None:
+        # A child's end wakes the loop at once (SIGCHLD -> wakeup pipe): its exit code is written before a
+        # runner that saw it die looks for it.
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
+        signal.set_wakeup_fd(wake_write)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        pending = b""
+        while True:
+            readable, _, _ = select.select([requests, wake_read], [], [], WATCH_SECONDS)
+            self.reap()
+            self.watch_memory()
+            if wake_read in readable:
+                os.read(wake_read, 4096)
+            if requests not in readable:
+                continue
+            chunk = os.read(requests, 65536)
+            if not chunk:
+                return  # the runner's process ended: its trials go on in their own sessions
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                try:
+                    self.answer({"pid": self.fork(json.loads(line))})
+                except Exception as exc:  # a bad request or no fork: the runner raises it as a RunnerError
+                    self.answer({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def _become_trial(request: dict[str, Any], answers: int) -> None:
+    """In the forked child: become what `python -m mlci train ...` would be, run it, and exit with its code."""
+    code = 1
+    try:
+        os.setsid()  # its own session: LocalRunner.kill takes the trial's process group, never the worker
+        log = os.open(Path(request["trial_dir"]) / "log.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        signal.set_wakeup_fd(-1)
+        for fd in (log, null, answers):
+            if fd > 2:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
+            signal.signal(number, signal.SIG_DFL if number != signal.SIGINT else signal.default_int_handler)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = ["mlci", *request["args"]]
+        sys.stdout.reconfigure(write_through=True)  # PYTHONUNBUFFERED, as a fresh trial process has it
+        sys.stderr.reconfigure(write_through=True)
+        from mlci.cli import main
+
+        try:
+            main(args=request["args"], prog_name="mlci")
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    framework = (argv if argv is not None else sys.argv[1:] or ["keras"])[0]
+    answers = os.dup(1)
+    os.dup2(2, 1)  # whatever the imports print goes to stderr; fd `answers` carries only the protocol
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is for `mlci run`; stdin's end stops us
+    worker = Worker(answers)
+    try:
+        seconds = preload(framework)
+    except BaseException as exc:
+        worker.answer({"error": f"importing {framework} failed: {type(exc).__name__}: {exc}"})
+        raise
+    worker.answer({"ready": True, "pid": os.getpid(), "import_seconds": round(seconds, 3)})
+    worker.serve(0)
+
+
+if __name__ == "__main__":
+    main()
