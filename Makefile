@@ -15,7 +15,7 @@ export MPLBACKEND ?= Agg
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[keras,docker,jenkins,dev]'
+	$(BIN)/pip install -q -e '.[keras,docker,jenkins,farm,dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -36,7 +36,13 @@ images: setup
 
 # ---- end docker ----
 
-test: setup docker-ready
+# postgres-ready: a PostgreSQL cluster from Debian's package for the farm tests (issue 15).
+.PHONY: postgres-ready
+
+postgres-ready:
+	scripts/postgres-ready.sh
+
+test: setup docker-ready postgres-ready
 	$(BIN)/pytest
 
 test-fast: setup

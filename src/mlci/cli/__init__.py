@@ -14,7 +14,7 @@ from mlci.cli._common import EXIT_HELP
 
 # `mlci --help` lists the commands in the order a model goes through them, then the reading ones, then the tools.
 COMMAND_ORDER = ("run", "fetch", "detect", "launch", "train", "wait", "check", "tweak", "status", "notify", "monitor",
-                 "report", "history", "runs",
+                 "report", "history", "runs", "worker",
                  "images", "jenkins", "hook", "watch")
 
 
@@ -36,12 +36,12 @@ def main() -> None:
 
 
 def _register() -> None:
-    from mlci.cli import detect, images, jenkins, monitor, notify, pipeline, results
+    from mlci.cli import detect, images, jenkins, monitor, notify, pipeline, results, worker
 
     for command in (pipeline.run, pipeline.train, pipeline.fetch, pipeline.launch, pipeline.wait, pipeline.check,
                     pipeline.tweak, pipeline.status, results.history, results.report, results.list_runs,
                     detect.detect_command, notify.notify_command, images.images_group, monitor.monitor_command,
-                    jenkins.jenkins_group, jenkins.hook_group, jenkins.watch_command):
+                    jenkins.jenkins_group, jenkins.hook_group, jenkins.watch_command, worker.worker_command):
         main.add_command(command)
 
 
