@@ -9,7 +9,7 @@ from mlci.cli import main
 from mlci.core.store import RunRecord, RunStore
 
 PIPELINE_ORDER = ["run", "fetch", "detect", "launch", "train", "wait", "check", "tweak", "status", "notify", "monitor",
-                  "report", "history", "runs", "images", "jenkins", "hook", "watch"]
+                  "report", "history", "runs", "worker", "images", "jenkins", "hook", "watch"]
 
 
 def invoke(*args: str, **kwargs):
