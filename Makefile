@@ -15,13 +15,13 @@ export MPLBACKEND ?= Agg
 $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[keras,docker,jenkins,dev]'
+	$(BIN)/pip install -q -e '.[keras,docker,jenkins,farm,dev]'
 	touch $(STAMP)
 
 # The test suite also needs MLflow (a real tracking server) and optuna-dashboard; `make run` does not.
 TEST_STAMP := $(VENV)/.test-extras-stamp
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[keras,docker,jenkins,dev,tracking,dashboard]'
+	$(BIN)/pip install -q -e '.[keras,docker,jenkins,farm,dev,tracking,dashboard]'
 	touch $(TEST_STAMP)
 
 setup: $(STAMP)
@@ -46,7 +46,13 @@ images: setup
 browser-ready:
 	scripts/browser-ready.sh
 
-test: setup $(TEST_STAMP) docker-ready browser-ready
+# postgres-ready: a PostgreSQL cluster from Debian's package for the farm tests (issue 15).
+.PHONY: postgres-ready
+
+postgres-ready:
+	scripts/postgres-ready.sh
+
+test: setup $(TEST_STAMP) docker-ready browser-ready postgres-ready
 	$(BIN)/pytest
 
 test-fast: setup $(TEST_STAMP) browser-ready

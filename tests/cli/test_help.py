@@ -9,7 +9,8 @@ from mlci.cli import main
 from mlci.core.store import RunRecord, RunStore
 
 PIPELINE_ORDER = ["run", "fetch", "detect", "launch", "train", "wait", "check", "tweak", "status", "notify", "monitor",
-                  "report", "history", "runs", "dashboard", "example", "images", "jenkins", "hook", "watch"]
+                  "report", "history", "runs", "dashboard", "worker", "example", "images", "jenkins", "hook",
+                  "watch"]
 
 
 def invoke(*args: str, **kwargs):

@@ -26,7 +26,8 @@ COMMANDS = {
     "check": ("pipeline", "check"), "tweak": ("pipeline", "tweak"), "status": ("pipeline", "status"),
     "notify": ("notify", "notify_command"), "monitor": ("monitor", "monitor_command"),
     "report": ("results", "report"), "history": ("results", "history"), "runs": ("results", "list_runs"),
-    "dashboard": ("results", "dashboard"), "example": ("example", "example_command"),
+    "dashboard": ("results", "dashboard"), "worker": ("worker", "worker_command"),
+    "example": ("example", "example_command"),
     "images": ("images", "images_group"), "jenkins": ("jenkins", "jenkins_group"), "hook": ("jenkins", "hook_group"),
     "watch": ("jenkins", "watch_command"),
 }

@@ -6,13 +6,14 @@ of KerasTuner's Oracle and Optuna's ask-and-tell.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Collection
+from typing import Collection, Iterator
 
 from mlci.core.config import Config
 from mlci.core.errors import EXIT_BELOW_THRESHOLD, EXIT_OK, EXIT_TRIAL_FAILED, MetricsError, MlciError
@@ -106,18 +107,48 @@ class CheckResult:
         return f"trial {self.trial}: {self.objective.compare(self.value)} ({verdict})"
 
 
-# Parallel trials end in threads of one process: run.json is read, changed and written under this lock.
+# Parallel trials end in threads of one process: run.json is read, changed and written under this lock;
+# across processes and hosts the run's coordination backend (a file lock, or PostgreSQL) is held as well.
 _WRITE_LOCK = threading.RLock()
+_HELD = threading.local()
 
 
 class RunOracle:
     """Asks and tells for one run. Stateless between calls: everything it knows is read from the run store,
     so each Jenkins job can build one in a fresh process and reach the same decision as `mlci run`."""
 
-    def __init__(self, run: Run, config: Config | None = None):
+    def __init__(self, run: Run, config: Config | None = None, coordination=None):
         self.run = run
         self.config = config or run.record().config
         self.objective = Objective.of(self.config)
+        self._coordination = coordination
+
+    @property
+    def coordination(self):
+        """The run's coordination backend: PostgreSQL when `storage` is a server, the run folder otherwise."""
+        if self._coordination is None:
+            from mlci.orchestration.coordination import coordination_for
+
+            self._coordination = coordination_for(self.run, self.config.storage)
+        return self._coordination
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """One decider at a time for this run: threads of this process, other processes, other hosts."""
+        with _WRITE_LOCK:
+            if getattr(_HELD, "depth", 0):
+                _HELD.depth += 1
+                try:
+                    yield
+                finally:
+                    _HELD.depth -= 1
+                return
+            with self.coordination.guard():
+                _HELD.depth = 1
+                try:
+                    yield
+                finally:
+                    _HELD.depth = 0
 
     # ------------------------------------------------------------------ reading the store (one rule each)
 
@@ -246,12 +277,13 @@ class RunOracle:
 
     def next(self, busy: Collection[int] = ()) -> Step:
         """ask(), with PROPOSE carried out: LAUNCH a trial or DONE (the run is then finished, unless busy)."""
-        step = self.ask(busy)
-        if step.action is Action.PROPOSE:
-            step = self.propose()
-        if step.action is Action.DONE and not busy:
-            self.finish(step)
-        return step
+        with self.guard():
+            step = self.ask(busy)
+            if step.action is Action.PROPOSE:
+                step = self.propose()
+            if step.action is Action.DONE and not busy:
+                self.finish(step)
+            return step
 
     def _spent(self, reason: DoneReason, why: str) -> Step:
         best, value = self.best()
@@ -274,14 +306,14 @@ class RunOracle:
 
     def start(self) -> None:
         """A trial is about to train: the run is running again (a raised threshold or budget reopens it)."""
-        with _WRITE_LOCK:
+        with self.guard():
             record = self.run.record()
             if record.status != RunStatus.RUNNING:
                 self.run.update(status=RunStatus.RUNNING, reason=None, finished_at=None, message=None)
 
     def tell(self, trial: Trial | None = None) -> None:
         """A trial has ended (its trial.json says how): record the best trial, and end the run if it is done."""
-        with _WRITE_LOCK:
+        with self.guard():
             self._record_best()
             if any(self.trial_status(t) is TrialStatus.RUNNING for t in self.run.trials()):
                 return  # parallel trials still train: the verdict waits for them
@@ -300,7 +332,7 @@ class RunOracle:
     def finish(self, step: Step) -> RunRecord:
         """Write the verdict (idempotent: a run already ended for the same reason keeps its finish time)."""
         assert step.action is Action.DONE and step.reason is not None
-        with _WRITE_LOCK:
+        with self.guard():
             self._record_best()
             record = self.run.record()
             if record.status == step.reason.status and record.reason == step.reason and record.finished_at:
@@ -314,7 +346,7 @@ class RunOracle:
         return self.finish(Step(Action.DONE, reason=DoneReason.ERROR, message=error.one_line()))
 
     def interrupt(self) -> None:
-        with _WRITE_LOCK:
+        with self.guard():
             self.run.update(status=RunStatus.INTERRUPTED, message="interrupted; run the same command again to continue")
 
     def _tell_study(self) -> None:
