@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from mlci.core.errors import RunnerError
+from mlci.core.workarea import work_dir
 from mlci.runners.base import LaunchSpec, Runner, Status
 
 EXIT_FILE = "exit_code"  # written by the harness as it ends, read when the process is not our child
@@ -35,11 +36,12 @@ class LocalRunner(Runner):
         (spec.trial_dir / EXIT_FILE).unlink(missing_ok=True)
         env = {**os.environ, **spec.env, "PYTHONUNBUFFERED": "1", "MLCI_TRIAL_DIR": str(spec.trial_dir)}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        args = [sys.executable, "-m", "mlci", *spec.harness_args(spec.trial_dir.resolve(), spec.model_file.resolve())]
+        model_file = spec.prepare_work_area()  # the trial runs in its own copy: the user's folder is only read
+        args = [sys.executable, "-m", "mlci", *spec.harness_args(spec.trial_dir.resolve(), model_file.resolve())]
         log = open(spec.trial_dir / "log.txt", "ab")
         try:
             process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       cwd=spec.source_dir, env=env, start_new_session=True)
+                                       cwd=work_dir(spec.trial_dir), env=env, start_new_session=True)
         except OSError as exc:
             raise RunnerError(f"cannot start the training process ({exc})", hint="check the Python interpreter") from None
         finally:
