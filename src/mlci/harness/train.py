@@ -48,6 +48,7 @@ def load_module(model_file: Path) -> ModuleType:
         sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(f"mlci_user_{model_file.stem}", model_file)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # a class defined in the model file can be pickled (checkpoints, joblib)
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
