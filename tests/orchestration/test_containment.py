@@ -278,3 +278,16 @@ def test_bad_limits_are_one_line_config_errors(tmp_path, home, key, value, allow
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"mlci: error: {model.parent / 'mlci.toml'}: key '{key}' = ")
     assert allowed in lines[0].lower()
+
+
+def test_a_trial_measured_but_left_running_by_a_killed_orchestrator_is_settled(tmp_path, home):
+    """Found by bench/chaos.py: the orchestrator killed between the harness writing metrics.json and it
+    recording the trial's end; the next `mlci run` went on to trial 1 and trial 0 stayed "running"."""
+    model = write_model(tmp_path / "o", KNN_SOURCE, "knn.py", CONFIG.replace("threshold = 0.5", "threshold = 0.999"))
+    assert mlci("run", str(model), "--home", str(home)).returncode == 3
+    trial = only_run(home).trial(0)
+    trial.update_state(status="running", ended_at=None)  # as the killed orchestrator left it; its process exited 0
+    done = mlci("run", str(model), "--home", str(home), "--max-trials", "2")
+    assert done.returncode == 3, done.stderr
+    run = only_run(home)
+    assert [t.state().status for t in run.trials()] == ["succeeded", "succeeded"]

@@ -91,6 +91,7 @@ def run_pipeline(model_file: Path, *, store: RunStore, config_path: Path | None 
                       f"({record.kind.mode}), runner {runner.name}, threshold {oracle.objective.metric} "
                       f"{oracle.objective.sign(True)} {config.threshold:g}")
         try:
+            _settle_measured_orphans(run, runner, config, events)
             step = _parallel(run, oracle, runner, config, events) if config.parallel > 1 else \
                 _serial(run, oracle, runner, config, events)
         except KeyboardInterrupt:
@@ -105,6 +106,16 @@ def run_pipeline(model_file: Path, *, store: RunStore, config_path: Path | None 
             failed = _first_failed(run)
             raise TrialError(step.message, hint=f"see {failed.log_path}" if failed else None)
         return PipelineResult(run, oracle.outcome())
+
+
+def _settle_measured_orphans(run: Run, runner: Runner, config: Config, events: Events) -> None:
+    """Trials whose metrics were written but whose end no process recorded (the orchestrator was killed
+    in between): the oracle no longer launches them, so they are settled here, or they stay "running"."""
+    for trial in run.trials():
+        if trial.has_metrics() and trial.state().status == TrialStatus.RUNNING:
+            handle = adopt(run, trial, runner, config, events)
+            if handle:
+                follow(run, trial, runner, handle, config, events)
 
 
 def _first_failed(run: Run) -> Trial | None:
