@@ -139,7 +139,7 @@ def test_build_model_raising_names_file_and_line(tmp_path):
     model = write_model(tmp_path / "m", source, "broken.py")
     with pytest.raises(TrialError) as info:
         train_trial(trial_dir(tmp_path), model, echo=lambda _: None)
-    assert info.value.one_line().startswith(f"{model}:3: build_model raised ValueError: no such layer; fix build_model")
+    assert info.value.one_line().startswith(f"{model.name}:3: build_model raised ValueError: no such layer; fix build_model")
 
 
 def test_hparam_of_the_wrong_type_names_the_file_and_key(tmp_path):

@@ -19,8 +19,9 @@ import pytest
 from conftest import KERAS_DIGITS_SOURCE, KNN_SOURCE, mlci, write_model
 from mlci.core.config import validate_config
 from mlci.core.errors import ConfigError
-from mlci.orchestration.lifecycle import (backoff_delay, checkpoint_epoch, epochs_logged, failure_reason, heartbeat,
-                                          launch_trial, restartable, settle)
+from mlci.orchestration.failures import classify, failure_reason
+from mlci.orchestration.lifecycle import (backoff_delay, checkpoint_epoch, epochs_logged, heartbeat, launch_trial,
+                                          settle)
 from mlci.orchestration.runs import prepare_run
 from mlci.runners import LocalRunner, Status
 from mlci.core.store import HparamsRecord, MetricsRecord, RunStore, write_json
@@ -395,13 +396,18 @@ def test_monitor_once_closes_a_dead_trial_out_of_restarts_and_exits_5(tmp_path, 
 def test_verdicts_and_backoff():
     class Trial:
         dir = Path("/nonexistent")
+        log_path = dir / "log.txt"
 
-    assert restartable(Trial, Status("killed", "1", exit_code=137))
-    assert restartable(Trial, Status("oom", "c", exit_code=137))
-    assert restartable(Trial, Status("missing", "c"))
-    assert restartable(Trial, Status("exited", "1", exit_code=1))
-    assert restartable(Trial, Status("exited", "1", exit_code=5))  # no error.txt: not the harness's verdict
-    assert not restartable(Trial, Status("exited", "1", exit_code=0))
+    def transient(status):
+        return classify(Trial, status).transient
+
+    assert transient(Status("killed", "1", exit_code=137))
+    assert transient(Status("oom", "c", exit_code=137))
+    assert transient(Status("missing", "c"))
+    assert transient(Status("exited", "1", exit_code=1))
+    assert transient(Status("exited", "1", exit_code=5))  # no error.txt: not the harness's verdict
+    assert not transient(Status("exited", "1", exit_code=0))
+    assert not transient(Status("stopped", "1", reason="no progress for 5 min"))
     assert [backoff_delay(n, 1.5) for n in range(1, 5)] == [0.0, 1.5, 3.0, 6.0]
 
 
@@ -434,8 +440,10 @@ def test_the_failure_reason_without_a_diagnosis_is_the_status_and_the_logs_last_
     assert failure_reason(Trial, killed) == "killed by SIGKILL; last log lines: two | three | four"
     Trial.log_path.write_text("x" * 1000)
     assert failure_reason(Trial, killed) == "killed by SIGKILL; last log lines: " + "x" * 400
-    assert not restartable(Trial, Status("exited", "1", exit_code=None))
-    assert not restartable(Trial, Status("running", "1"))
+
+
+def restartable(trial, status) -> bool:
+    return classify(trial, status).transient
 
 
 def test_two_processes_settling_one_death_relaunch_it_once(tmp_path, home):

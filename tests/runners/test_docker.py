@@ -145,7 +145,7 @@ PROBE_SOURCE = '''
 
 
 @pytest.mark.docker
-def test_container_is_non_root_limited_and_mounts_code_read_only(runner, tmp_path):
+def test_container_is_non_root_limited_and_never_mounts_the_users_folder(runner, tmp_path):
     model = write_model(tmp_path / "probe", PROBE_SOURCE, "probe_knn.py")
     resources = ResourcesConfig(memory="768m", cpus=1.5, network="none")
     spec = _spec(tmp_path, model, "test-probe", {"n_neighbors": 3}, resources=resources)
@@ -163,12 +163,13 @@ def test_container_is_non_root_limited_and_mounts_code_read_only(runner, tmp_pat
     assert host["Privileged"] is False and host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
     mounts = {m["Destination"]: m for m in attrs["Mounts"]}
-    assert mounts["/model"]["RW"] is False and mounts["/trial"]["RW"] is True
+    assert list(mounts) == ["/trial"] and mounts["/trial"]["RW"] is True  # the user's folder is not mounted
+    assert attrs["Config"]["WorkingDir"] == "/trial/work"
 
     probe = json.loads((spec.trial_dir / "probe.json").read_text())
     assert probe["uid"] != 0 and probe["gid"] != 0
-    assert probe["model_write"] == "Read-only file system"
-    assert not (model.parent / "written.txt").exists()
+    assert probe["model_write"] == "written"  # into the trial's own copy of the folder
+    assert (spec.trial_dir / "work" / "written.txt").exists() and not (model.parent / "written.txt").exists()
     assert probe["root_fs_write"] == "Read-only file system"
     assert probe["interfaces"] == ["lo"]  # network "none"
     assert (spec.trial_dir / "metrics.json").exists() and (spec.trial_dir / "model.joblib").exists()

@@ -138,7 +138,7 @@ def verdict_line(outcome) -> str:
 @handle_errors(os_errors=False)
 def train(trial_dir, model_file):
     """The training harness: train one trial as its hparams.json says (what runs inside a container)."""
-    from mlci.harness.train import finish_marker, train_trial
+    from mlci.harness.train import finish_marker, record_crash, train_trial
 
     _install_signal_handlers()
     try:
@@ -147,7 +147,9 @@ def train(trial_dir, model_file):
         (Path(trial_dir) / "error.txt").write_text(err.one_line() + "\n", encoding="utf-8")
         finish_marker(Path(trial_dir), err.exit_code)
         raise
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, Exception):  # not a signal's SystemExit/KeyboardInterrupt: those are no crash
+            record_crash(Path(trial_dir), exc)
         finish_marker(Path(trial_dir), 1)
         raise
     finish_marker(Path(trial_dir), 0)

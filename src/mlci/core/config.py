@@ -184,7 +184,9 @@ class Config(_Section):
     threshold: float = Field(default=0.80, gt=0, le=1)
     metric: Metric = "accuracy"
     max_trials: int = Field(default=10, ge=1, le=10_000)
-    max_minutes: float | None = Field(default=None, gt=0)
+    max_minutes: float | None = Field(default=None, gt=0)  # also ends the running trial, after its next epoch
+    trial_minutes: float | None = Field(default=None, gt=0, le=525_600)  # one trial's limit, restarts included
+    stall_minutes: float | None = Field(default=30.0, gt=0, le=525_600)  # no new epoch or log line this long: stopped
     patience: int | None = Field(default=None, ge=1)
     strategy: Literal["ladder", "optuna", "random"] = "optuna"
     pruner: Literal["median", "hyperband", "none"] = "median"

@@ -25,6 +25,10 @@ from mlci.core.states import DoneReason, RunStatus, TrialStatus
 
 
 
+CRASH_FILE = "crash.json"  # trials/<n>/: the harness's uncaught exception (type, message), written as it dies
+STOP_FILE = "stop"  # trials/<n>/: mlci asks the harness to end training after the epoch it is in (max_minutes)
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -128,6 +132,7 @@ class Restart(BaseModel):
     reason: str
     exit_code: int | None = None
     resumed_from_epoch: int | None = None
+    failure: str | None = None  # "ValueError: ...": the exception that ended the attempt (seen twice: not restarted)
 
 
 class TrialState(Record):
@@ -247,6 +252,13 @@ class Trial:
     log_path = property(lambda self: self.dir / "log.txt")
     checkpoints = property(lambda self: self.dir / "checkpoints")
     heartbeat_path = property(lambda self: self.dir / "heartbeat")
+
+    @property
+    def work_dir(self) -> Path:
+        """The trial's work area (its cwd: a private copy of the model's folder), see core/workarea.py."""
+        from mlci.core.workarea import work_dir
+
+        return work_dir(self.dir)
 
     def __repr__(self) -> str:
         return f"Trial({self.run.id}#{self.number})"

@@ -88,6 +88,8 @@ def train(model: Any, ctx: Any, keras: Any) -> MetricsRecord:
 
         def on_epoch_end(self, epoch, logs=None):
             ctx.log_epoch(epoch, logs or {})
+            if ctx.stop_requested:  # the checkpoint of this epoch is written (BackupAndRestore runs first)
+                self.model.stop_training = True
 
     callbacks = [keras.callbacks.BackupAndRestore(backup_dir=str(backup_dir), save_freq="epoch",
                                                   double_checkpoint=True, delete_checkpoint=True),

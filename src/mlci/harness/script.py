@@ -1,6 +1,6 @@
 """Script mode of the harness: run an unmodified script (no build_model) and capture its metric.
 
-The script runs as `__main__` with its own sys.argv, in a work folder that mirrors its own;
+The script runs as `__main__` with its own sys.argv, in the trial's own copy of its folder (trials/<n>/work);
 Keras fit/evaluate are hooked (checkpoints for resuming, results for the metric) before it starts.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from mlci.core.errors import TrialError, UsageError
 from mlci.core.store import MetricsRecord, TrialSpec, read_record, write_json
+from mlci.core.workarea import model_in_work, work_dir
 from mlci.source.detect import check_coding
 from mlci.harness.common import Echo, Heartbeat, user_line, versions as package_versions
 
@@ -26,8 +27,6 @@ from mlci.harness.script_hooks import (KerasCapture, Tee, flush_open_files, inst
                                        serve_keras_mnist)
 from mlci.harness.script_metric import ACCURACY_FILES, SCRIPT_METRICS, capture_metric
 
-SMALL_FILE = 1 << 20  # files up to this size are copied into the work folder; larger ones are linked
-NEVER_MIRRORED = {".git", ".mlci", "__pycache__", ".ipynb_checkpoints"}
 
 
 # ----------------------------------------------------------------------------- the rewritten copy
@@ -61,29 +60,14 @@ def prepare_copy(trial_dir: Path, script: Path, hparams: dict[str, Any]) -> tupl
     return result.source, result.diff
 
 
-def mirror_folder(source_dir: Path, work: Path, skip: set[str]) -> None:
-    """A work folder that looks like the script's own: small files copied, the rest linked.
-
-    Relative reads (data files, a hyperparameter file) find what they expect; writes (accuracy.txt,
-    a saved model) land in the trial, never in the user's folder, which may be mounted read-only.
-    """
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    work_resolved = work.resolve()
-    for entry in sorted(source_dir.iterdir()):
-        if entry.name in skip or entry.name in NEVER_MIRRORED:
-            continue
-        resolved = entry.resolve()
-        if work_resolved == resolved or resolved in work_resolved.parents:
-            continue  # the run store lives inside the model folder: don't mirror it into itself
-        target = work / entry.name
-        try:
-            if entry.is_file() and entry.stat().st_size <= SMALL_FILE:
-                shutil.copy2(entry, target)
-            else:
-                target.symlink_to(resolved, target_is_directory=entry.is_dir())
-        except OSError:
-            continue  # an unreadable entry: the script fails on it itself if it needs it
+def drop_stale_results(work: Path, names: set[str]) -> None:
+    """Result files copied from the user's folder (an old accuracy.txt) must not pass for this trial's metric."""
+    for name in names:
+        stale = work / name
+        if stale.is_file() or stale.is_symlink():
+            stale.unlink()
+        elif stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- running it
@@ -125,10 +109,12 @@ def train_script(trial_dir: Path, script: Path, *, echo: Echo = print) -> Metric
     echo(f"trial {record.trial}: script {script.name} with {json.dumps(record.hparams, sort_keys=True)}")
     if diff:
         echo(f"trial {record.trial}: runs a rewritten copy (trials/{record.trial}/model.py):\n{diff.rstrip()}")
-    work = trial_dir / "work"
-    skip = {script.name, SCRIPT_METRICS, *ACCURACY_FILES, *(Path(n).parts[0] for n in settings.accuracy_files)}
-    mirror_folder(script.parent, work, skip)
-    runnable = work / script.name
+    # The script runs in the trial's own copy of its folder (made by the runner, or here for a direct
+    # `mlci train`): relative reads find what they expect; every write (accuracy.txt, a rewritten data
+    # file, a saved model) lands in the copy, never in the user's folder.
+    runnable = model_in_work(trial_dir, script)
+    work = work_dir(trial_dir)
+    drop_stale_results(work, {SCRIPT_METRICS, *ACCURACY_FILES, *(Path(n).parts[0] for n in settings.accuracy_files)})
     runnable.write_text(source, encoding="utf-8")
 
     seed = int(record.hparams.get("seed", record.seed))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from mlci.core.errors import UsageError
+from mlci.core.store import STOP_FILE
 from mlci.harness.common import Echo, history as epoch_history
 
 
@@ -116,6 +117,9 @@ def install_keras_hooks(keras: Any, trial_dir: Path, capture: KerasCapture, hear
                     handle.write(json.dumps(row) + "\n")
                 heartbeat.epoch = epoch + 1
                 heartbeat.value = row.get("val_accuracy", row.get("accuracy"))
+                if (trial_dir / STOP_FILE).exists():  # the run's max_minutes: end after this epoch's checkpoint
+                    echo(f"mlci: stopping fit #{number} after epoch {epoch + 1}: the run's time is up")
+                    self.model.stop_training = True
 
         callbacks.append(EpochLog())
         capture.depth += 1

@@ -64,6 +64,8 @@ def train(estimator: Any, ctx: Any) -> MetricsRecord:
                 estimator.partial_fit(data.x_train[order], data.y_train[order], classes=classes)
                 _save_checkpoint(folder, estimator, epoch + 1)
                 ctx.log_epoch(epoch, {"val_accuracy": float(estimator.score(data.x_test, data.y_test))})
+                if ctx.stop_requested:
+                    break
         else:
             estimator.fit(data.x_train, data.y_train)
     except (ValueError, TypeError) as exc:

@@ -6,6 +6,7 @@ metrics.json and the model. A killed trial started again resumes from its last e
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -24,29 +25,39 @@ from mlci.source.detect import check_coding
 from mlci.core.errors import TrialError, UsageError
 from mlci.core.knobs import default as knob_default
 from mlci.runners.local import EXIT_FILE
-from mlci.core.store import MetricsRecord, TrialSpec, read_record, write_json
+from mlci.core.store import CRASH_FILE, STOP_FILE, MetricsRecord, TrialSpec, read_record, write_json
+from mlci.core.workarea import model_in_work, work_dir
 
 
 
 # ----------------------------------------------------------------------------- the user's module
 
 
+def shown(model_file: Path) -> str:
+    """The model file as messages name it: relative to the trial's work area (its cwd) when inside it."""
+    try:
+        return Path(model_file).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        return str(model_file)
+
+
 def load_module(model_file: Path) -> ModuleType:
     """Import the user's model file by path, in its own folder, as a fresh module."""
     if not model_file.is_file():
-        raise UsageError(f"{model_file}: model file not found", hint="pass the path of a .py file")
+        raise UsageError(f"{shown(model_file)}: model file not found", hint="pass the path of a .py file")
     check_coding(model_file.read_bytes(), model_file.name)  # the line detection gives for the same file
     folder = str(model_file.parent.resolve())
     if folder not in sys.path:
         sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location(f"mlci_user_{model_file.stem}", model_file)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # a class defined in the model file can be pickled (checkpoints, joblib)
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
-        raise TrialError(f"{model_file}:{exc.lineno}: syntax error ({exc.msg})", hint="fix the model file") from None
+        raise TrialError(f"{shown(model_file)}:{exc.lineno}: syntax error ({exc.msg})", hint="fix the model file") from None
     except Exception as exc:  # the user's code failed at import time
-        raise TrialError(f"{model_file}:{user_line(exc, model_file)}: importing the model failed "
+        raise TrialError(f"{shown(model_file)}:{user_line(exc, model_file)}: importing the model failed "
                          f"({type(exc).__name__}: {exc})", hint="fix the model file; the traceback is in the trial log") from exc
     return module
 
@@ -95,6 +106,7 @@ class TrainContext:
         self.checkpoints = trial_dir / "checkpoints"
         self.epoch_log = self.checkpoints / "epochs.jsonl"
         self.reporter: Any = None  # mlci.tuning.pruning.Reporter when the trial belongs to a study that prunes
+        self.stop_requested = False  # mlci asked to end training after this epoch (the run's max_minutes)
 
     def logged_epochs(self) -> list[dict[str, Any]]:
         """Epochs already done in an earlier, interrupted attempt (one JSON line per epoch)."""
@@ -119,6 +131,9 @@ class TrainContext:
         self.heartbeat.value = row.get("val_accuracy", row.get("accuracy"))
         shown = " ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch")
         self.echo(f"epoch {epoch + 1}/{self.heartbeat.epochs}: {shown}")
+        if stop_asked(self.trial_dir) and not self.stop_requested:
+            self.stop_requested = True
+            self.echo(f"mlci: stopping after epoch {epoch + 1}: {stop_asked(self.trial_dir)}")
         if self.reporter is not None:
             self.reporter.epoch_end(epoch, row)
 
@@ -164,6 +179,12 @@ def train_trial(trial_dir: Path, model_file: Path, *, echo: Echo = print) -> Met
         from mlci.harness.script import train_script
 
         return train_script(trial_dir, Path(model_file), echo=echo)
+    model_file = model_in_work(trial_dir, Path(model_file))  # a direct `mlci train` copies the folder here too
+    with contextlib.chdir(work_dir(trial_dir)):  # the trial's own copy is its cwd, never the user's folder
+        return _train_module(trial_dir, model_file, started, echo)
+
+
+def _train_module(trial_dir: Path, model_file: Path, started: float, echo: Echo) -> MetricsRecord | None:
     record = read_spec(trial_dir)
     metric, dataset = record.metric, record.dataset
     (trial_dir / "metrics.json").unlink(missing_ok=True)  # a retrained trial never shows stale metrics
@@ -173,7 +194,7 @@ def train_trial(trial_dir: Path, model_file: Path, *, echo: Echo = print) -> Met
     import_seconds = time.perf_counter() - imported
     build = getattr(module, "build_model", None)
     if not callable(build):
-        raise TrialError(f"{model_file}: no build_model(hp) function",
+        raise TrialError(f"{shown(model_file)}: no build_model(hp) function",
                          hint="define build_model(hp) returning a Keras model or a scikit-learn estimator "
                               "(or run it as a plain script, which mlci supports in script mode)")
     defaults = dict(getattr(module, "HPARAMS", {}) or {})
@@ -200,7 +221,7 @@ def train_trial(trial_dir: Path, model_file: Path, *, echo: Echo = print) -> Met
         try:
             model = build(hp)
         except Exception as exc:
-            raise TrialError(f"{model_file}:{user_line(exc, model_file)}: build_model raised "
+            raise TrialError(f"{shown(model_file)}:{user_line(exc, model_file)}: build_model raised "
                              f"{type(exc).__name__}: {exc}", hint="fix build_model; the traceback is in the trial log") from exc
         try:
             if _is_keras_model(model):
@@ -208,7 +229,7 @@ def train_trial(trial_dir: Path, model_file: Path, *, echo: Echo = print) -> Met
             elif hasattr(model, "fit") and hasattr(model, "predict"):
                 metrics = _train_sklearn(model, ctx)
             else:
-                raise TrialError(f"{model_file}: build_model returned {type(model).__name__}, not a Keras model "
+                raise TrialError(f"{shown(model_file)}: build_model returned {type(model).__name__}, not a Keras model "
                                  f"or a scikit-learn estimator", hint="return keras.Model or an estimator with fit/predict")
         except Exception as exc:
             if reporter is None or not isinstance(exc, TrialPruned):
@@ -248,13 +269,13 @@ def _load_data(module: ModuleType, dataset: str | None, seed: int, model_file: P
         try:
             (x_train, y_train), (x_test, y_test) = loader()
         except Exception as exc:
-            raise TrialError(f"{model_file}:{user_line(exc, model_file)}: load_data() raised "
+            raise TrialError(f"{shown(model_file)}:{user_line(exc, model_file)}: load_data() raised "
                              f"{type(exc).__name__}: {exc}", hint="fix load_data, or set dataset in mlci.toml") from exc
         y_train, y_test = np.asarray(y_train), np.asarray(y_test)
         return Dataset("module", np.asarray(x_train), y_train, np.asarray(x_test), y_test,
                        int(max(y_train.max(), y_test.max()) + 1) if y_train.ndim == 1 else y_train.shape[-1])
     if dataset == "module":
-        raise UsageError(f"{model_file}: dataset = \"module\" but the file has no load_data()",
+        raise UsageError(f"{shown(model_file)}: dataset = \"module\" but the file has no load_data()",
                          hint="define load_data() or choose mnist-sample / digits / mnist")
     return load_dataset(dataset or "mnist-sample", seed)
 
@@ -265,3 +286,21 @@ def finish_marker(trial_dir: Path, code: int) -> None:
         (trial_dir / EXIT_FILE).write_text(f"{code}\n")
     except OSError:
         pass
+
+
+def record_crash(trial_dir: Path, exc: BaseException) -> None:
+    """An uncaught exception ends the harness: what crashed, so that the lifecycle can tell a
+    deterministic failure (an import error, the same exception twice) from a transient one."""
+    try:
+        write_json(Path(trial_dir) / CRASH_FILE, {"type": type(exc).__name__,
+                                                  "message": " ".join(str(exc).split())[:300]})
+    except OSError:
+        pass  # the traceback in the log is the fallback
+
+
+def stop_asked(trial_dir: Path) -> str | None:
+    """Why mlci asks this trial to end after the epoch it is in (trials/<n>/stop), or None."""
+    try:
+        return (Path(trial_dir) / STOP_FILE).read_text(encoding="utf-8").strip() or "asked to stop"
+    except OSError:
+        return None

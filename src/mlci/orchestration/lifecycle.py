@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
 from mlci.core.config import Config
-from mlci.core.errors import EXIT_DETECTION, EXIT_METRICS, EXIT_TRIAL_FAILED, EXIT_USAGE, MlciError, UsageError
+from mlci.core.errors import MlciError, UsageError
 from mlci.core.states import TrialStatus
-from mlci.core.store import Restart, Run, Trial, TrialState, now_iso, write_trial_spec
+from mlci.core.store import CRASH_FILE, STOP_FILE, Restart, Run, Trial, TrialState, now_iso, write_trial_spec
+from mlci.orchestration.failures import Failure, classify, failure_reason, limit_reached
 from mlci.orchestration.oracle import RunOracle
 from mlci.runners import LaunchSpec, Runner, Status, get_runner
 
-DIAGNOSED_EXITS = {EXIT_USAGE, EXIT_DETECTION, EXIT_TRIAL_FAILED, EXIT_METRICS}
 LOCK_NAME = ".monitor.lock"
 
 Action = Literal["alive", "restarted", "adopted", "succeeded", "pruned", "failed", "settled", "busy"]
@@ -66,35 +66,6 @@ def epochs_logged(trial: Trial) -> int:
     return sum(1 for line in lines if line.strip().endswith("}"))
 
 
-def _log_tail(trial: Trial, lines: int = 3) -> str:
-    try:
-        text = trial.log_path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    kept = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return " | ".join(kept[-lines:])[-400:]
-
-
-def failure_reason(trial: Trial, status: Status) -> str:
-    """Why a trial ended badly, in one line: the harness's own diagnosis, else the status and the log's end."""
-    error_file = trial.dir / "error.txt"
-    if error_file.exists():
-        text = error_file.read_text(encoding="utf-8", errors="replace").strip()
-        if text:
-            return text
-    tail = _log_tail(trial)
-    return f"{status.reason or status.state}" + (f"; last log lines: {tail}" if tail else "")
-
-
-def restartable(trial: Trial, status: Status) -> bool:
-    """Killed, OOM-killed, gone, or a non-zero exit the harness did not diagnose: worth a restart."""
-    if status.state in ("killed", "oom", "missing"):
-        return True
-    if status.state == "exited" and status.exit_code not in (0, None):
-        return not (status.exit_code in DIAGNOSED_EXITS and (trial.dir / "error.txt").exists())
-    return False
-
-
 def backoff_delay(restart_number: int, base: float) -> float:
     """The first restart is immediate (a kill is rarely a loop); then base, 2*base, 4*base ..."""
     return 0.0 if restart_number <= 1 else base * 2 ** (restart_number - 2)
@@ -111,8 +82,9 @@ def _cmdline(pid: int) -> str:
 
 
 def inspect(trial: Trial, runner: Runner, handle: str | None, state: TrialState,
-            stale_after: float | None = None) -> tuple[Status, bool]:
-    """The trial's process or container as it is now, and whether it is alive but silent too long (hung)."""
+            stale_after: float | None = None, config: Config | None = None) -> tuple[Status, bool]:
+    """The trial's process or container as it is now, and whether it must be stopped: silent too long (hung),
+    or past a limit of `config` (no progress, trial_minutes, max_minutes: then the state is "stopped")."""
     if not handle:
         return Status("missing", "", reason="no process or container recorded"), False
     status_for = getattr(runner, "status_for", None)
@@ -134,6 +106,10 @@ def inspect(trial: Trial, runner: Runner, handle: str | None, state: TrialState,
         last = max(beat if isinstance(beat, (int, float)) else 0.0, state.launched_at or 0.0)
         if last and time.time() - last > stale_after:
             return Status("killed", handle, reason=f"no heartbeat for {time.time() - last:.0f}s (hung or frozen)"), True
+    if config is not None:
+        reason = limit_reached(trial.run, trial, state, config)
+        if reason:
+            return Status("stopped", handle, reason=reason), True
     return status, False
 
 
@@ -201,12 +177,11 @@ def settle(run: Run, trial: Trial, runner: Runner, config: Config, handle: str |
         if status.succeeded and (trial.dir / "pruned.json").exists():  # stopped early by the tuner: an outcome
             return Verdict("pruned", _close(run, trial, state, TrialStatus.PRUNED, status, events, tell),
                            detected_at=detected_at)
-        if restartable(trial, status) and len(state.restarts) < config.max_restarts:
-            reason = "OOM-killed" if status.state == "oom" else (status.reason or status.state)
-            if note:
-                reason = f"{note}: {reason}"
+        failure = classify(trial, status, state.restarts)
+        if failure.transient and len(state.restarts) < config.max_restarts:
+            reason = f"{note}: {failure.reason}" if note else failure.reason
             restart = Restart(at=now_iso(), reason=reason, exit_code=status.exit_code,
-                              resumed_from_epoch=checkpoint_epoch(trial))
+                              resumed_from_epoch=checkpoint_epoch(trial), failure=failure.signature)
             state.restarts.append(restart)
             trial.write_state(state)
             delay = backoff_delay(len(state.restarts), config.monitor.backoff)
@@ -223,9 +198,7 @@ def settle(run: Run, trial: Trial, runner: Runner, config: Config, handle: str |
             relaunched_at = time.time()
             emit(events, "trial_restarted", trial, restart, new_handle)
             return Verdict("restarted", trial.state(), new_handle, restart, detected_at, relaunched_at)
-        if status.succeeded:
-            status = Status("exited", status.handle, exit_code=0, reason="exited 0 without writing metrics.json")
-        return Verdict("failed", _close(run, trial, state, TrialStatus.FAILED, status, events, tell),
+        return Verdict("failed", _close(run, trial, state, TrialStatus.FAILED, status, events, tell, failure),
                        detected_at=detected_at)
 
 
@@ -234,17 +207,19 @@ def notice(events: Any, text: str) -> None:
 
 
 def _close(run: Run, trial: Trial, state: TrialState, outcome: TrialStatus, status: Status, events: Any,
-           tell: bool) -> TrialState:
+           tell: bool, failure: Failure | None = None) -> TrialState:
     """Write the trial's end into trial.json and tell the oracle (unless another process drives the run)."""
-    reason = None if outcome == TrialStatus.SUCCEEDED else failure_reason(trial, status)
+    reason = None if failure is None else failure.reason
     if outcome == TrialStatus.PRUNED:
         from mlci.tuning.pruning import read_pruned
 
         pruned = read_pruned(trial)
         reason = (f"pruned at epoch {pruned.epoch} ({pruned.metric} {pruned.value:.4f}, {pruned.pruner} pruner)"
                   if pruned and pruned.value is not None else "pruned")
-    if outcome == TrialStatus.FAILED and state.restarts and restartable(trial, status):
-        reason = f"crash loop: gave up after {len(state.restarts)} restarts; {reason}"
+    if failure is not None and failure.transient:
+        reason = failure_reason(trial, status)
+        if state.restarts:
+            reason = f"crash loop: gave up after {len(state.restarts)} restarts; {reason}"
     wall = None
     if state.started_at:
         from datetime import datetime
@@ -296,7 +271,7 @@ def follow(run: Run, trial: Trial, runner: Runner, handle: str, config: Config, 
                 # Another process (a monitor) restarted or closed the trial while this one waited.
                 status, hung = Status("missing", handle, reason="replaced by another mlci process"), False
             else:
-                status, hung = inspect(trial, runner, handle, state, stale_after)
+                status, hung = inspect(trial, runner, handle, state, stale_after, config)
                 if not status.finished and not hung:
                     continue
         else:
@@ -330,7 +305,7 @@ def adopt(run: Run, trial: Trial, runner: Runner, config: Config, events: Any = 
     if watcher is None:
         status, hung = Status("missing", handle or "", reason=f"its runner ({state.runner}) is unavailable"), False
     else:
-        status, hung = inspect(trial, watcher, handle, state, config.monitor.heartbeat_timeout)
+        status, hung = inspect(trial, watcher, handle, state, config.monitor.heartbeat_timeout, config)
         if not status.finished and not hung:
             return handle
         if hung and watcher is not runner:  # settle() would stop it with the wrong runner
@@ -358,6 +333,8 @@ def launch_trial(run: Run, trial: Trial, runner: Runner, config: Config) -> str:
         raise UsageError(f"{trial.dir}: no hparams.json", hint=f"propose one with `mlci tweak --run {run.id}`")
     write_trial_spec(trial, config)  # the run's settings join the proposal; a broken hparams.json is reported here
     (trial.dir / "error.txt").unlink(missing_ok=True)
+    (trial.dir / CRASH_FILE).unlink(missing_ok=True)
+    (trial.dir / STOP_FILE).unlink(missing_ok=True)
     handle = runner.start(spec_for(run, trial, config))
     state = trial.state()
     trial.write_state(state.model_copy(update={

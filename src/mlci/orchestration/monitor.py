@@ -241,7 +241,7 @@ class Monitor:
             return handle
         stale_after = self.stale_after if self.stale_after is not None else config.monitor.heartbeat_timeout
         try:
-            status, hung = inspect(trial, runner, handle, state, stale_after)
+            status, hung = inspect(trial, runner, handle, state, stale_after, config)
             if not status.finished and not hung:
                 return handle
             verdict = settle(run, trial, runner, config, handle, status, events=self.events, hung=hung,

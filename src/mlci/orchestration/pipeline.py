@@ -99,6 +99,7 @@ def _drive(run: Run, oracle: RunOracle, runner: Runner, config: Config, events: 
                       f"({record.kind.mode}), runner {runner.name}, threshold {oracle.objective.metric} "
                       f"{oracle.objective.sign(True)} {config.threshold:g}")
         try:
+            _settle_measured_orphans(run, runner, config, events)
             step = _parallel(run, oracle, runner, config, events) if config.parallel > 1 else \
                 _serial(run, oracle, runner, config, events)
         except KeyboardInterrupt:
@@ -122,6 +123,16 @@ def _drive(run: Run, oracle: RunOracle, runner: Runner, config: Config, events: 
             raise trial_failure(step.message, failed.state().exit_code if failed else None,
                                 hint=f"see {failed.log_path}" if failed else None)
         return PipelineResult(run, oracle.outcome())
+
+
+def _settle_measured_orphans(run: Run, runner: Runner, config: Config, events: Events) -> None:
+    """Trials whose metrics were written but whose end no process recorded (the orchestrator was killed
+    in between): the oracle no longer launches them, so they are settled here, or they stay "running"."""
+    for trial in run.trials():
+        if trial.has_metrics() and trial.state().status == TrialStatus.RUNNING:
+            handle = adopt(run, trial, runner, config, events)
+            if handle:
+                follow(run, trial, runner, handle, config, events)
 
 
 def _first_failed(run: Run) -> Trial | None:

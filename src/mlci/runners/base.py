@@ -12,7 +12,8 @@ from typing import Literal
 
 from mlci.core.config import ResourcesConfig
 
-State = Literal["running", "exited", "killed", "oom", "missing"]
+# "stopped": mlci itself stopped it for a limit (no progress, trial_minutes, max_minutes): never restarted
+State = Literal["running", "exited", "killed", "oom", "missing", "stopped"]
 
 
 @dataclass
@@ -23,12 +24,19 @@ class LaunchSpec:
     trial: int
     model_name: str
     model_file: Path  # on the host
-    source_dir: Path  # folder holding the model file: mounted read-only in a container
-    trial_dir: Path  # writable: hparams.json in, metrics.json / model / checkpoints out
+    source_dir: Path  # folder holding the model file: only read, to make the trial's work area
+    trial_dir: Path  # writable: hparams.json in, metrics.json / model / checkpoints out; work/ its cwd
     framework: str
     image: str | None = None
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     env: dict[str, str] = field(default_factory=dict)
+
+    def prepare_work_area(self) -> Path:
+        """Copy the model's folder into trials/<n>/work (afresh at each launch); the model file's path there."""
+        from mlci.core.workarea import model_in_work, work_dir
+
+        work_dir(self.trial_dir).parent.mkdir(parents=True, exist_ok=True)
+        return model_in_work(self.trial_dir, self.model_file, self.source_dir)
 
     def harness_args(self, trial_dir: str | Path, model_file: str | Path) -> list[str]:
         """`mlci train` arguments, with paths as the training process sees them (the rest is in hparams.json)."""

@@ -1,6 +1,7 @@
 """DockerRunner: a trial trains in a container of the image that matches the model's framework.
 
-The model code is mounted read-only at /model, the trial folder writable at /trial; the container
+The trial folder is mounted at /trial, with the trial's own copy of the model's folder in /trial/work (its
+cwd); the user's folder is never mounted. The container
 runs as a non-root user with the limits of `[resources]`, and is labelled mlci.run/trial/model.
 """
 from __future__ import annotations
@@ -19,13 +20,14 @@ from docker.types import DeviceRequest
 from mlci.core.config import ResourcesConfig, memory_bytes  # noqa: F401  (memory_bytes: re-exported)
 from mlci.core.errors import ConfigError, MlciError, RunnerError
 from mlci.core.store import TrialState, read_record, write_json
+from mlci.core.workarea import WORK_NAME
 from mlci.runners.base import LaunchSpec, Runner, Status
 from mlci.runners.engine import connect, engine_address, engine_answers  # noqa: F401  (engine_answers: re-exported)
 from mlci.runners.engine import reason as _reason
 from mlci.runners.images import FRAMEWORK_LABEL, NO_REGISTRY_NOTE, build_command
 
 LABEL_RUN, LABEL_TRIAL, LABEL_MODEL = "mlci.run", "mlci.trial", "mlci.model"
-MODEL_MOUNT, TRIAL_MOUNT = "/model", "/trial"
+TRIAL_MOUNT = "/trial"  # the trial folder, writable; its work/ (a copy of the model's folder) is the cwd
 IMAGE_USER = "1000:1000"  # the `mlci` user of dockerfiles/base
 LOG_NAME = "log.txt"
 
@@ -64,8 +66,11 @@ class DockerRunner(Runner):
         trial_dir = spec.trial_dir.resolve()
         trial_dir.mkdir(parents=True, exist_ok=True)
         (trial_dir / "exit_code").unlink(missing_ok=True)
+        # The container gets the trial's own copy of the model's folder, readable by its user whatever the
+        # source folder's permissions (a 0700 snapshot, a `mktemp -d` folder); the user's folder is not mounted.
+        work_model = spec.prepare_work_area()
         user = self._user_for(trial_dir)
-        model_file = f"{MODEL_MOUNT}/{spec.model_file.resolve().relative_to(spec.source_dir.resolve()).as_posix()}"
+        model_file = f"{TRIAL_MOUNT}/{work_model.resolve().relative_to(trial_dir).as_posix()}"
         command = ["python", "-m", "mlci.runners.logtee", f"{TRIAL_MOUNT}/{LOG_NAME}", "--",
                    "mlci", *spec.harness_args(TRIAL_MOUNT, model_file)]
         env = {**spec.env, "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "KERAS_HOME": "/tmp/keras",
@@ -77,9 +82,8 @@ class DockerRunner(Runner):
                 name=container_name(spec.run_id, spec.trial),
                 labels={LABEL_RUN: spec.run_id, LABEL_TRIAL: str(spec.trial), LABEL_MODEL: spec.model_name,
                         "mlci.image": image_ref},
-                user=user, working_dir=TRIAL_MOUNT, environment=env,
-                volumes={str(spec.source_dir.resolve()): {"bind": MODEL_MOUNT, "mode": "ro"},
-                         str(trial_dir): {"bind": TRIAL_MOUNT, "mode": "rw"}},
+                user=user, working_dir=f"{TRIAL_MOUNT}/{WORK_NAME}", environment=env,
+                volumes={str(trial_dir): {"bind": TRIAL_MOUNT, "mode": "rw"}},
                 privileged=False, cap_drop=["ALL"], security_opt=["no-new-privileges"], init=True,
                 read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,exec"}, pids_limit=4096,
                 **limits)

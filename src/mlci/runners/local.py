@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from mlci.core.errors import RunnerError
+from mlci.core.workarea import work_dir
 from mlci.runners.base import LaunchSpec, Runner, Status
 
 EXIT_FILE = "exit_code"  # written by the harness as it ends, read when the process is not our child
@@ -32,8 +33,8 @@ def trial_env(spec: LaunchSpec) -> dict[str, str]:
 
 
 def trial_cwd(spec: LaunchSpec) -> Path:
-    """The working directory of a trial's process."""
-    return spec.source_dir
+    """The working directory of a trial's process: its own work area (trials/<n>/work), never the user's folder."""
+    return work_dir(spec.trial_dir)
 
 
 class LocalRunner(Runner):
@@ -46,7 +47,8 @@ class LocalRunner(Runner):
         spec.trial_dir.mkdir(parents=True, exist_ok=True)
         (spec.trial_dir / EXIT_FILE).unlink(missing_ok=True)
         env = trial_env(spec)
-        args = [sys.executable, "-m", "mlci", *spec.harness_args(spec.trial_dir.resolve(), spec.model_file.resolve())]
+        model_file = spec.prepare_work_area()  # the trial runs in its own copy: the user's folder is only read
+        args = [sys.executable, "-m", "mlci", *spec.harness_args(spec.trial_dir.resolve(), model_file.resolve())]
         log = open(spec.trial_dir / "log.txt", "ab")
         try:
             process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -136,8 +136,9 @@ class WarmRunner(LocalRunner):
     def start(self, spec: LaunchSpec) -> str:
         spec.trial_dir.mkdir(parents=True, exist_ok=True)
         limit = memory_bytes(spec.resources.memory) if spec.resources.memory else None
+        model_file = spec.prepare_work_area()  # the trial runs in its own copy: the user's folder is only read
         request = {"trial_dir": str(spec.trial_dir), "cwd": str(trial_cwd(spec)), "env": trial_env(spec),
-                   "args": spec.harness_args(spec.trial_dir.resolve(), spec.model_file.resolve()),
+                   "args": spec.harness_args(spec.trial_dir.resolve(), model_file.resolve()),
                    "memory_limit": limit}
         with self._lock:
             for attempt in (1, 2):
