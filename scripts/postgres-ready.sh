@@ -12,7 +12,7 @@ dir=${MLCI_PG_DIR:-/tmp/mlci-postgres}
 port=${MLCI_PG_PORT:-54329}
 listen=${MLCI_PG_LISTEN:-127.0.0.1,10.231.0.1}
 ci=false
-case "${CI:-}" in 1|true|TRUE|True|yes) ci=true ;; esac
+case "${CI:-}" in 1|true|TRUE|True) ci=true ;; esac
 
 give_up() {
   if $ci; then

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from skips import unavailable
+
 PG_DIR = Path(os.environ.get("MLCI_PG_DIR", "/tmp/mlci-postgres"))
 PG_PORT = int(os.environ.get("MLCI_PG_PORT", "54329"))
 PG_HOST = "127.0.0.1"
 
 
 def _unavailable(reason: str):
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"PostgreSQL: {reason} (CI=true)")
-    pytest.skip(f"PostgreSQL: {reason}; run 'sudo scripts/postgres-ready.sh' (make test does)")
+    unavailable(f"PostgreSQL: {reason}", "run 'sudo scripts/postgres-ready.sh' (make test does)")
 
 
 @pytest.fixture(scope="session")

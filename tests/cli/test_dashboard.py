@@ -10,9 +10,9 @@ import sys
 import time
 import urllib.request
 
-import pytest
 
 from conftest import KNN_SOURCE, mlci, write_model
+from skips import require_module
 from mlci.core.store import RunStore
 
 
@@ -30,7 +30,7 @@ def knn_run(tmp_path, home, strategy: str):
 
 
 def test_dashboard_serves_the_runs_study_on_loopback(tmp_path, home):
-    pytest.importorskip("optuna_dashboard", reason="pip install -e '.[dashboard]'")
+    require_module("optuna_dashboard", "dashboard")
     run = knn_run(tmp_path, home, "optuna")
     printed = mlci("dashboard", "--run", run.id, "--home", str(home), "--port", "8123", "--command")
     assert printed.returncode == 0

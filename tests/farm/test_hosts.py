@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import IN_CI, ROOT, write_model
+from conftest import ROOT, write_model
+from skips import unavailable
 from farm.test_race import check_exactly_once, make_run
 from orchestration.test_monitor import (CHAOS_CONFIG, CHAOS_SOURCE, _absolute_pythonpath,  # noqa: F401  (fixtures)
                                         assert_same_as_reference, reference, trained_to, wait_for)
@@ -73,9 +74,9 @@ class Host:
 @pytest.fixture
 def hosts():
     if os.geteuid() != 0 or not shutil.which("ip"):
-        (pytest.fail if IN_CI else pytest.skip)("network namespaces need root and iproute2")
+        unavailable("network namespaces need root and iproute2", "run the tests as root with iproute2 installed")
     if ip("link", "show", BRIDGE, check=False).returncode != 0:
-        (pytest.fail if IN_CI else pytest.skip)(f"no bridge {BRIDGE}; scripts/postgres-ready.sh creates it")
+        unavailable(f"no bridge {BRIDGE}", "scripts/postgres-ready.sh creates it (make test runs it)")
     made: list[Host] = []
     try:
         for index in range(1, 4):

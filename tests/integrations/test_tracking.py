@@ -2,7 +2,6 @@
 read back with MLflow's own client; and a server that cannot be reached never fails a trial."""
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -13,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from conftest import KERAS_DIGITS_SOURCE, KNN_SOURCE, mlci, write_model
+from skips import require_module
 from mlci.core.store import RunStore
 from mlci.integrations.reports.rows import epoch_curves
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def free_port() -> int:
@@ -32,12 +31,9 @@ def tracked(uri: str, max_trials: int = 2) -> str:
 
 @pytest.fixture
 def mlflow_client():
-    try:
-        from mlflow.tracking import MlflowClient
-    except ImportError:
-        if IN_CI:
-            pytest.fail("CI=true but mlflow is not installed (pip install -e '.[tracking]')")
-        pytest.skip("mlflow is not installed (pip install -e '.[tracking]')")
+    require_module("mlflow", "tracking")
+    from mlflow.tracking import MlflowClient
+
     return MlflowClient
 
 

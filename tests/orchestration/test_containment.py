@@ -3,7 +3,6 @@ classified (restarted or failed at once), and a trial that makes no progress is 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 

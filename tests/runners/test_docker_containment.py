@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import KNN_SOURCE, ROOT, mlci, write_model
+from skips import require_module, unavailable
 
-docker = pytest.importorskip("docker")
+docker = require_module("docker", "docker", module_level=True)
 
 from mlci.core.store import RunStore  # noqa: E402
 
@@ -52,9 +53,9 @@ def _as(uid: int | None, *args: str, env: dict[str, str], cwd: Path) -> subproce
 @pytest.mark.parametrize("uid", [None, OTHER_UID], ids=["root", f"uid-{OTHER_UID}"])
 def test_fetch_launch_wait_check_in_docker_as_root_and_as_another_uid(engine, uid):
     if os.geteuid() != 0:
-        pytest.skip("switching to another uid needs root (setpriv)")
+        unavailable("switching to another uid needs root (setpriv)", "run the Docker tests as root, as make test does")
     if shutil.which("setpriv") is None or not Path("/var/run/docker.sock").exists():
-        pytest.skip("needs setpriv and the engine's unix socket")
+        unavailable("needs setpriv and the engine's unix socket", "install util-linux and start the engine (scripts/docker-ready.sh)")
     base = Path(tempfile.mkdtemp(prefix="mlci-uid-"))  # outside pytest's 0700 root-only temp folder
     try:
         os.chmod(base, 0o755)

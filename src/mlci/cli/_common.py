@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mlci.core.errors import EXIT_CODES, EXIT_INTERRUPTED, EXIT_USAGE, MlciError, redact
+from mlci.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, MlciError, redact
 
 if TYPE_CHECKING:
     from mlci.core.store import RunStore

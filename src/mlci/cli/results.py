@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from mlci.cli._common import (SEE_EXIT_HELP, _open, console, handle_errors, home_option, out, run_option,
+from mlci.cli._common import (SEE_EXIT_HELP, _open, handle_errors, home_option, out, run_option,
                               store_for)
 
 
