@@ -44,3 +44,52 @@ def test_lines_under_the_cap_are_written_as_they_come(tmp_path):
             log.write(f"epoch {number}\n".encode())
     assert path.read_text().splitlines() == [f"epoch {n}" for n in range(10)]
     assert not (tmp_path / "log.1.txt").exists()
+
+
+def test_a_log_another_process_appends_to_is_rotated_in_place_and_the_writer_goes_on(tmp_path):
+    """Local and warm trials write log.txt themselves (O_APPEND): whoever watches them caps it."""
+    from mlci.runners.logtee import cap_appended_log
+
+    path = tmp_path / "log.txt"
+    writer = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # as the trial's stdout is
+    os.write(writer, b"old " * 3000)
+    assert not cap_appended_log(path, limit=20000)  # under the cap: untouched
+    os.write(writer, b"old " * 3000)
+    assert cap_appended_log(path, limit=20000)
+    os.write(writer, b"new line\n")
+    os.close(writer)
+    assert (tmp_path / "log.1.txt").read_bytes() == b"old " * 6000
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("mlci: log.txt passed 20000 bytes") and "log.1.txt" in lines[0]
+    assert lines[1:] == ["new line"]  # the writer's next line lands after the note, not at its old offset
+
+
+def test_mlci_run_keeps_a_local_trials_log_under_its_cap(tmp_path):
+    """A model printing far past the cap: log.txt stays bounded, and the newest lines are the ones kept."""
+    from conftest import KNN_SOURCE, mlci, write_model
+    from mlci.core.store import RunStore
+
+    chatty = KNN_SOURCE + """
+    _build = build_model
+
+
+    def build_model(hp):
+        import time
+        for i in range(12):
+            print(f"chunk {i} " + "x" * 60000, flush=True)
+            time.sleep(0.25)
+        print("the last line", flush=True)
+        return _build(hp)
+"""
+    model = write_model(tmp_path / "m", chatty, "chatty.py", 'threshold = 0.5\nmax_trials = 1\ndataset = "digits"\n'
+                                                             'workers = "fresh"\n')
+    home = tmp_path / "home"
+    done = mlci("run", str(model), "--home", str(home), "-q", env={"MLCI_LOG_MAX_BYTES": "100000"})
+    assert done.returncode == 0, done.stderr
+    [run] = RunStore(home).runs()
+    trial = run.trial(0)
+    assert (trial.dir / "log.1.txt").exists()
+    log, older = trial.log_path.read_text(), (trial.dir / "log.1.txt").read_text()
+    assert "mlci: log.txt passed 100000 bytes" in log
+    assert "the last line" in log + older and "chunk 0 " not in log + older  # the newest kept, the oldest dropped
+    assert trial.log_path.stat().st_size < 12 * 60000 // 2  # bounded: far below all that was printed

@@ -20,6 +20,7 @@ from mlci.core.store import CRASH_FILE, STOP_FILE, Restart, Run, Trial, TrialSta
 from mlci.orchestration.failures import Failure, classify, failure_reason, limit_reached
 from mlci.orchestration.oracle import RunOracle
 from mlci.runners import LaunchSpec, Runner, Status, get_runner
+from mlci.runners.logtee import cap_appended_log
 
 LOCK_NAME = ".monitor.lock"
 
@@ -87,6 +88,7 @@ def inspect(trial: Trial, runner: Runner, handle: str | None, state: TrialState,
     or past a limit of `config` (no progress, trial_minutes, max_minutes: then the state is "stopped")."""
     if not handle:
         return Status("missing", "", reason="no process or container recorded"), False
+    cap_appended_log(trial.log_path)  # a trial printing in a loop cannot fill the disk (Docker's logtee caps its own)
     status_for = getattr(runner, "status_for", None)
     status = status_for(handle, trial.dir) if status_for else runner.status(handle)
     if status.finished:

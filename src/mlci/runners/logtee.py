@@ -71,6 +71,32 @@ class CappedLog:
         self.close()
 
 
+def cap_appended_log(path: str | Path, limit: int | None = None) -> bool:
+    """Rotate a log that another process appends to (a local or warm trial's log.txt, opened with O_APPEND):
+    past `limit`, its content moves to <name>.1.<ext> and the file is truncated in place with a note. The
+    writer keeps its file descriptor: O_APPEND puts its next line at the new end. Called by whoever watches
+    the trial (mlci run, mlci wait, the monitor) about once a second, so the log stays within the cap plus
+    what the trial prints in that second; lines printed between the copy and the truncation are the only loss.
+    Returns whether it rotated."""
+    path = Path(path)
+    limit = limit or log_max_bytes()
+    try:
+        if path.stat().st_size <= limit:
+            return False
+        rotated = path.with_name(f"{path.stem}.1{path.suffix}")
+        with open(path, "r+b") as source:
+            with open(rotated, "wb") as target:
+                while chunk := source.read(1 << 20):
+                    target.write(chunk)
+            source.truncate(0)
+        with open(path, "ab") as log:
+            log.write(f"mlci: log.txt passed {limit} bytes ({LOG_MAX_ENV}); the previous part is in "
+                      f"{rotated.name}, anything older was dropped\n".encode())
+    except OSError:
+        return False  # a log is never worth failing a trial over
+    return True
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
         print("usage: python -m mlci.runners.logtee LOG_FILE -- COMMAND [ARGS...]", file=sys.stderr)
