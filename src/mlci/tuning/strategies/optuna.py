@@ -28,6 +28,9 @@ MAX_REPEATS = 25
 MAX_HISTORY = 200
 SOURCE = "mlci_source"  # user attr of an enqueued trial: why it is proposed
 KEY = "mlci_key"  # user attr of a trial added from the run store: "<run id>#<trial>"
+# A Keras module's first look trains this many epochs; the second the same model this many times as long.
+LOOK_EPOCHS = 3
+LOOK_FACTOR = 3
 REFUSED = "mlci_refused"  # user attr of an asked trial that could not train (why): it failed before any training
 
 
@@ -238,24 +241,40 @@ class OptunaStrategy(Strategy):
             point[name] = middle
         return point
 
-    def first_look(self) -> dict[str, Any]:
-        """A Keras script's first proposal: what most often lifts a weak script at little cost (the ladder's
-        first steps at once): a few more epochs, at least 64 units, Adam at its default rate; the layers,
-        filters and dropout as the script has them (a middle of every range would train 5x the epochs)."""
+    def _near(self, wished: dict[str, Any]) -> dict[str, Any]:
+        """The baseline with each wished value moved into its range (a knob the model lacks is left out)."""
         point = {name: encode(self.baseline[name]) for name, p in self.space.items()
                  if name in self.baseline and p.contains(self.baseline[name])}
-        wished = {"epochs": max(3, 2 * int(self.baseline.get("epochs") or 1)),
-                  "units": max(64, int(self.baseline.get("units") or 64)),
-                  "optimizer": "adam", "learning_rate": 1e-3}
         for name, value in wished.items():
             param = self.space.get(name)
             if param is None or name not in self.baseline:
                 continue
             if param.type != "categorical":
                 value = min(max(value, param.low), param.high)
+                value = int(round(value)) if param.type == "int" else value
             if param.contains(value):
                 point[name] = encode(value)
         return point
+
+    def first_look(self) -> dict[str, Any]:
+        """A Keras script's first proposal: what most often lifts a weak script at little cost (the ladder's
+        first steps at once): a few more epochs, at least 64 units, Adam at its default rate; the layers,
+        filters and dropout as the script has them (a middle of every range would train 5x the epochs)."""
+        return self._near({"epochs": max(3, 2 * int(self.baseline.get("epochs") or 1)),
+                           "units": max(64, int(self.baseline.get("units") or 64)),
+                           "optimizer": "adam", "learning_rate": 1e-3})
+
+    def module_looks(self) -> list[dict[str, Any]]:
+        """A Keras model module's first proposals, cheap before expensive as Hyperband's first bracket: a
+        promising model (at least 2 conv blocks of 32 filters, a dense layer of 256 units, Adam at 3e-3) for
+        LOOK_EPOCHS epochs, then the same model for LOOK_FACTOR times as many. The centre of the space
+        would train 10 epochs of a middling model at once."""
+        int_of = lambda name, floor: max(floor, int(self.baseline.get(name) or 0))  # noqa: E731
+        model = {"conv_blocks": int_of("conv_blocks", 2), "filters": int_of("filters", 32),
+                 "dense_layers": int_of("dense_layers", 1), "units": int_of("units", 256),
+                 "optimizer": "adam", "learning_rate": 3e-3}
+        looks = [self._near({**model, "epochs": LOOK_EPOCHS}), self._near({**model, "epochs": LOOK_EPOCHS * LOOK_FACTOR})]
+        return [look for i, look in enumerate(looks) if look not in looks[:i]]
 
     def _first_points(self, study: Any) -> None:
         if study.user_attrs.get("mlci_started"):
@@ -263,9 +282,14 @@ class OptunaStrategy(Strategy):
         study.set_user_attr("mlci_started", True)
         if self.warm_starts and self._warm_start(study):
             return
-        if self.starts_at_centre and self.space and self.script and self.framework == "keras":
+        if not (self.starts_at_centre and self.space):
+            return
+        if self.framework == "keras" and self.script:
             study.enqueue_trial(self.first_look(), user_attrs={SOURCE: "first-look"})
-        elif self.starts_at_centre and self.space:
+        elif self.framework == "keras":
+            for look in self.module_looks():
+                study.enqueue_trial(look, user_attrs={SOURCE: "first-look"})
+        else:
             study.enqueue_trial(self.centre(), user_attrs={SOURCE: "centre"})
 
     # ------------------------------------------------------------------ Strategy
