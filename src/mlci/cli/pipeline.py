@@ -39,11 +39,11 @@ class RichEvents:
     def notice(self, text: str) -> None:
         from rich.markup import escape
 
-        self.progress.console.print(f"[dim]mlci:[/dim] {escape(text)}")
+        self.progress.console.print(f"[dim]mlci:[/dim] {escape(text)}", soft_wrap=True)  # one line: grep, copy
 
     def trial_started(self, trial, hparams) -> None:
         change = f" ({hparams.change})" if hparams.change else ""
-        self.progress.console.print(f"trial {trial.number}: {hparams.proposed_by}{change}")
+        self.progress.console.print(f"trial {trial.number}: {hparams.proposed_by}{change}", soft_wrap=True)
         if self.epoch_task is not None:
             self.progress.remove_task(self.epoch_task)
             self.epoch_task = None
@@ -69,7 +69,8 @@ class RichEvents:
         else:
             from rich.markup import escape
 
-            self.progress.console.print(f"  [red]{escape(state.status)}[/red]: {escape(state.reason or '')}")
+            self.progress.console.print(f"  [red]{escape(state.status)}[/red]: {escape(state.reason or '')}",
+                                        soft_wrap=True)
 
 
 @click.command(epilog=SEE_EXIT_HELP)
@@ -202,7 +203,7 @@ def launch(run_id, home, runner, wait_too, properties):
     from mlci.orchestration.steps import launch_next
 
     _, run_ = _open(home, run_id)
-    launched = launch_next(run_, runner, notice=lambda t: console.print(f"mlci: {t}"))
+    launched = launch_next(run_, runner, notice=lambda t: console.print(f"mlci: {t}", soft_wrap=True))
     if launched.trial is None:
         outcome = launched.outcome
         click.echo(f"run {run_id} has ended ({outcome.status}: {outcome.message}); nothing to launch", err=True)
