@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -94,6 +95,13 @@ def mlci(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: 
     if check and done.returncode != 0:
         raise AssertionError(f"mlci {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
     return done
+
+
+def free_port() -> int:
+    """A free TCP port on loopback, for a test's own server (SMTP, webhook, MLflow, dashboard)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 # ----------------------------------------------------------------------------- the Docker engine (defined once)

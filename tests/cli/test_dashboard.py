@@ -11,15 +11,9 @@ import time
 import urllib.request
 
 
-from conftest import KNN_SOURCE, mlci, write_model
+from conftest import KNN_SOURCE, free_port, mlci, write_model
 from skips import require_module
 from mlci.core.store import RunStore
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def knn_run(tmp_path, home, strategy: str):

@@ -5,7 +5,6 @@ Each case: its exit code, one line with no traceback and no secret, and the stor
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,14 +14,9 @@ from aiosmtpd.controller import Controller
 
 from hostile_kit import RUN_ID, Untouched, assert_refused, cli, make_store, write_model
 from mlci.core.store import RunStore
+from conftest import free_port
 
 SECRET = "s3cr3t-T0KEN-value"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LostReply:

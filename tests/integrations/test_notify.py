@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import json
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -25,18 +24,13 @@ from mlci.core.errors import EXIT_NOTIFY, EXIT_USAGE, ConfigError, NotifyError, 
 from mlci.integrations.channels import PASSWORD_ENV
 from mlci.integrations.notify import flush, notify
 from mlci.core.store import HparamsRecord, MetricsRecord, RunRecord, RunStore, write_json
+from conftest import free_port
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 PASSWORD = "Tr0ub4dor-and-3"
 
 
 # ----------------------------------------------------------------------------- real servers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Inbox:

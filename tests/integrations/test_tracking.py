@@ -2,7 +2,6 @@
 read back with MLflow's own client; and a server that cannot be reached never fails a trial."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -11,17 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KERAS_DIGITS_SOURCE, KNN_SOURCE, mlci, write_model
+from conftest import KERAS_DIGITS_SOURCE, KNN_SOURCE, free_port, mlci, write_model
 from skips import require_module
 from mlci.core.store import RunStore
 from mlci.integrations.reports.rows import epoch_curves
 
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tracked(uri: str, max_trials: int = 2) -> str:
