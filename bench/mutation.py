@@ -47,8 +47,10 @@ TARGETS = {
                                           keyword="not launch_answers"),
     "states": Target(("src/mlci/core/states.py",),
                      ("tests/core/test_objective.py", "tests/orchestration/test_oracle.py")),
-    "store": Target(("src/mlci/core/store.py",), ("tests/core/test_store.py", "tests/orchestration/test_oracle.py")),
-    "outbox (notify)": Target(("src/mlci/integrations/notify.py",), ("tests/integrations/test_notify.py",)),
+    "store": Target(("src/mlci/core/store.py", "src/mlci/core/_files.py"),
+                    ("tests/core/test_store.py", "tests/orchestration/test_oracle.py"), keyword="not launch_answers"),
+    "outbox (notify)": Target(("src/mlci/integrations/notify.py",),
+                              ("tests/integrations/test_notify.py", "tests/hostile/test_hostile_notify.py")),
     "failure classes": Target(("src/mlci/orchestration/failures.py",), ("tests/orchestration/test_monitor.py",),
                               ("failure_reason", "classify", "crash_signature"),
                               keyword="verdicts_and_backoff or diagnosed_in_error or without_a_diagnosis"),
@@ -57,7 +59,7 @@ TARGETS = {
                               ("layer_arch", "_layer_choice", "_architecture", "_pick_framework")),
 }
 SHORT = {name.split(" ")[0]: name for name in TARGETS}
-COPIED = ("src", "tests", "jobs", "scripts", "setup.cfg", "pyproject.toml")
+COPIED = ("src", "tests", "jobs", "scripts", "models", "setup.cfg", "pyproject.toml")  # models: src/mlci/examples links there
 LINE = re.compile(r"^\s*(\S+): (\S.*)$")
 
 

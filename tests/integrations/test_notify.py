@@ -52,9 +52,24 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, handled=False)
 
 
+class LostReply(Inbox):
+    """Keeps each of the first `lose` messages, then drops the connection before its reply: the client cannot
+    know that the server kept it."""
+
+    def __init__(self, lose: int):
+        super().__init__()
+        self.lose = lose
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = await super().handle_DATA(server, session, envelope)
+        if len(self.messages) <= self.lose:
+            server.transport.abort()
+        return reply
+
+
 class SmtpServer:
-    def __init__(self, port: int | None = None, **kwargs):
-        self.inbox = Inbox()
+    def __init__(self, port: int | None = None, inbox: Inbox | None = None, **kwargs):
+        self.inbox = inbox or Inbox()
         self.port = port or free_port()
         self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **kwargs)
 
@@ -87,9 +102,10 @@ def server_tls(certificate) -> ssl.SSLContext:
 
 
 class WebhookServer:
-    """http.server on loopback; answers each POST with the next status of `statuses` (then 200)."""
+    """http.server on loopback; answers each POST with the next status of `statuses` (then 200). `look`, if
+    given, is called as each POST arrives; what it returns is kept with the request (what the disk held then)."""
 
-    def __init__(self, statuses: list[int] | None = None):
+    def __init__(self, statuses: list[int] | None = None, look=None):
         self.requests: list[dict] = []
         statuses = list(statuses or [])
         received = self.requests
@@ -97,7 +113,8 @@ class WebhookServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append({"path": self.path, "headers": dict(self.headers), "json": json.loads(body)})
+                received.append({"path": self.path, "headers": dict(self.headers), "json": json.loads(body),
+                                 "seen": look() if look else None})
                 status = statuses.pop(0) if statuses else 200
                 self.send_response(status)
                 self.end_headers()
@@ -254,8 +271,9 @@ def test_server_down_keeps_the_message_and_flush_delivers_it_once(tmp_path):
     assert stored["deliveries"]["email"]["status"] == "pending" and stored["deliveries"]["email"]["attempts"] == 3
     assert "Subject: =?utf-8?" in stored["email"]  # the whole message is in the outbox before any send
 
-    with pytest.raises(NotifyError, match=r"unreachable \(Connection refused\) \(after 3 attempts\)"):
+    with pytest.raises(NotifyError, match=r"unreachable \(Connection refused\) \(after 3 attempts\)") as still:
         flush(run, config=config)  # still down: this call's attempts are counted, the record keeps all
+    assert still.value.one_line().endswith("; send it later with `mlci notify --flush --run mnist_cnn-0123456789`")
     assert outbox_message(run)["deliveries"]["email"]["attempts"] == 6
 
     with SmtpServer(port=port) as server:
@@ -525,3 +543,170 @@ def test_if_ended_announces_an_ended_run_and_leaves_a_running_one_alone(tmp_path
     assert (ended.dir / "report.html").exists()  # every announcement comes with the report
     refused = run_cli(["--run", ended.id, "--home", str(tmp_path / "b"), "--if-ended", "--event", "success"], {})
     assert refused.returncode == 2 and "--if-ended announces the event the run ended with" in refused.stderr
+
+
+# ----------------------------------------------------------------------------- what the mutation score found untested
+
+
+def test_each_retry_says_its_delay_doubling_and_which_attempt_comes(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    lines: list[str] = []
+    with pytest.raises(NotifyError):
+        notify(run, config=smtp_config(free_port(), retries=2, backoff=0.01), echo=lines.append)
+    retries = [line.split("; ")[-1] for line in lines if "retrying" in line]
+    assert retries == ["retrying in 0.01s (attempt 2 of 3)", "retrying in 0.02s (attempt 3 of 3)"]
+
+
+def test_a_notify_waiting_too_long_for_the_outbox_lock_gives_up_and_sends_nothing(tmp_path, monkeypatch):
+    import mlci.integrations.notify as notifying
+    from mlci.core.store import file_lock
+
+    monkeypatch.setattr(notifying, "LOCK_WAIT", 0.4)  # 300 s in use: the other sender is stuck, not slow
+    run = make_run(tmp_path, plot=False)
+    with WebhookServer() as hook:
+        with file_lock(run.outbox / ".lock", timeout=0, busy=RuntimeError("held")):  # another mlci notify
+            with pytest.raises(NotifyError) as caught:
+                notify(run, config=NotifyConfig(webhook_url=hook.url))
+        assert hook.requests == []
+    assert caught.value.one_line() == (f"{run.outbox} is locked by another mlci notify for 0s; wait for it, then run "
+                                       "`mlci notify --flush`")
+    assert not (run.outbox / "success.json").exists()
+
+
+def test_two_channels_failing_are_one_line_naming_the_first_and_counting_the_other(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    with WebhookServer(statuses=[404]) as hook:
+        config = smtp_config(free_port(), retries=0).model_copy(update={"webhook_url": hook.url})
+        with pytest.raises(NotifyError) as caught:
+            notify(run, config=config)
+    line = caught.value.one_line()
+    assert line.startswith("'success' of run mnist_cnn-0123456789 not delivered by email: SMTP 127.0.0.1:")
+    assert "(and 1 more); send it later with `mlci notify --flush --run mnist_cnn-0123456789`" in line
+    assert "\n" not in line
+
+
+def test_an_event_already_sent_says_when_and_by_which_channel(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    lines: list[str] = []
+    with WebhookServer() as hook:
+        notify(run, config=NotifyConfig(webhook_url=hook.url))
+        again = notify(run, config=NotifyConfig(webhook_url=hook.url), echo=lines.append)
+    sent_at = outbox_message(run)["deliveries"]["webhook"]["sent_at"]
+    assert lines == [f"notify: 'success' of run mnist_cnn-0123456789 was already sent (webhook at {sent_at}); "
+                     "not sending it again"]
+    assert again.already_sent == ["mnist_cnn-0123456789/success"] and again.ok and again.sent == []
+
+
+def test_a_flush_with_nothing_pending_says_so(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    lines: list[str] = []
+    notify(run, config=NotifyConfig())  # written, no channel: nothing to send
+    result = flush(RunStore(tmp_path), config=NotifyConfig(), echo=lines.append)
+    assert lines == ["notify: nothing pending in the outbox"] and result.ok and result.sent == []
+
+
+def test_an_unknown_event_or_a_trial_without_trial_failed_is_refused_before_anything_is_written(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    with pytest.raises(UsageError) as unknown:
+        notify(run, "party", config=NotifyConfig())
+    assert unknown.value.one_line() == ("unknown event 'party'; use one of success, budget-exhausted, trial-failed, "
+                                        "pipeline-error")
+    with pytest.raises(UsageError) as trial:
+        notify(run, "success", config=NotifyConfig(), trial=1)
+    assert trial.value.one_line() == "--trial goes with --event trial-failed only"
+    assert not run.outbox.exists()
+
+
+def test_the_message_is_in_the_outbox_before_the_webhook_is_called(tmp_path):
+    """A crash during the POST leaves the message to flush: it is on disk, pending, before any byte goes."""
+    run = make_run(tmp_path, plot=False)
+
+    def outbox():
+        path = run.outbox / "success.json"
+        return json.loads(path.read_text())["deliveries"] if path.exists() else None
+
+    with WebhookServer(look=outbox) as hook:
+        notify(run, config=NotifyConfig(webhook_url=hook.url))
+    assert [request["seen"] for request in hook.requests] == [{"webhook": {
+        "status": "pending", "attempts": 0, "last_error": None, "sent_at": None, "sent_to": None, "stage": None,
+        "stage_at": None, "message_id": None}}]
+
+
+def test_a_lost_reply_is_one_line_and_the_message_is_sent_again_only_when_asked(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    path = run.outbox / "success.json"
+    lines: list[str] = []
+    with SmtpServer(inbox=LostReply(lose=1)) as server:
+        config = smtp_config(server.port, retries=2)
+        with pytest.raises(NotifyError) as lost:
+            notify(run, config=config, echo=lines.append)
+        stored = outbox_message(run)
+        delivery = stored["deliveries"]["email"]
+        assert (delivery["status"], delivery["attempts"], len(server.inbox.messages)) == ("unconfirmed", 1, 1)
+        hint = f"`mlci notify --flush --resend-unconfirmed --run {run.id}`; kept in {path}"
+        assert lost.value.one_line() == (
+            f"'success' of run {run.id} by email: the message went to the server but its reply was lost "
+            f"({delivery['last_error']}); it is probably delivered and is not sent again (Message-ID "
+            f"{stored['message_id']}); if it never arrives: {hint}; send it later with `mlci notify --flush --run "
+            f"{run.id}`")
+        assert lines[-1] == f"notify: email: delivery unconfirmed, not resent: {path}"
+
+        lines.clear()
+        assert flush(run, config=config, echo=lines.append).ok  # not resent unless asked
+        assert len(server.inbox.messages) == 1
+        assert lines == [f"notify: 'success' of run {run.id} by email is unconfirmed (sent at {delivery['stage_at']}, "
+                         "reply lost): not sent again; --resend-unconfirmed sends it anew",
+                         "notify: nothing pending in the outbox"]
+
+        # a process stopped after the message went and before its reply: on disk at data-sent, still pending
+        stopped = {**stored, "deliveries": {"email": {**delivery, "status": "pending", "last_error": None}}}
+        path.write_text(json.dumps(stopped))
+        with pytest.raises(NotifyError, match=r"its reply was lost \(the process stopped\); it is probably"):
+            notify(run, config=config)
+        assert len(server.inbox.messages) == 1 and outbox_message(run)["deliveries"]["email"]["status"] == "unconfirmed"
+
+        lines.clear()
+        result = flush(run, config=config, resend_unconfirmed=True, echo=lines.append)
+    assert result.ok and len(result.sent) == 1 and len(server.inbox.messages) == 2
+    delivery = outbox_message(run)["deliveries"]["email"]
+    assert delivery["status"] == "sent"
+    assert lines == [f"notify: email: sent '{stored['subject']}' to {delivery['sent_to']}"]  # and nothing else
+    assert server.inbox.messages[1]["message"]["Message-ID"] == stored["message_id"]  # the same message, again
+
+
+def test_without_a_channel_mlci_run_gets_one_line_and_mlci_notify_the_whole_message(tmp_path):
+    run = make_run(tmp_path / "a", plot=False)
+    lines: list[str] = []
+    notify(run, config=NotifyConfig(), echo=lines.append, full_text=False)  # `mlci run` printed its summary
+    subject = outbox_message(run)["subject"]
+    assert lines == [f"notify: no channel in [notify] (smtp_host, webhook_url): '{subject}' kept in "
+                     f"{run.outbox / 'success.json'}"]
+    other = make_run(tmp_path / "b", plot=False)
+    lines.clear()
+    notify(other, config=NotifyConfig(), echo=lines.append)
+    text = outbox_message(other)["text"]
+    assert lines == ["notify: no channel in [notify] (smtp_host, webhook_url): the message stays in the outbox and "
+                     "is shown here only", *(f"  {line}" for line in text.splitlines())]
+
+
+def test_a_store_wide_flush_passes_runs_without_an_outbox_and_damaged_ones(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    with pytest.raises(NotifyError):  # the hook is down: the message stays pending
+        notify(run, config=NotifyConfig(webhook_url=f"http://127.0.0.1:{free_port()}/x", retries=0))
+    store = RunStore(tmp_path)
+    quiet, broken = (store.open_run(RunRecord(run_id=run_id, model_name="other", model_file=str(tmp_path / "o.py"),
+                                              source_dir=str(tmp_path), content_hash="d" * 64, status="met"))
+                     for run_id in ("a-quiet-run", "b-broken-run"))
+    for age, older in enumerate((quiet, broken)):  # listed before the run with the pending message
+        os.utime(older.record_path, (1_000_000 + age, 1_000_000 + age))
+    broken.outbox.mkdir()
+    (broken.outbox / "success.json").write_text("[]")
+    lines: list[str] = []
+    with WebhookServer() as hook:
+        with pytest.raises(NotifyError) as caught:
+            flush(store, config=NotifyConfig(webhook_url=hook.url), echo=lines.append)
+    assert [request["json"]["run_id"] for request in hook.requests] == [run.id]
+    damage = (f"{broken.outbox / 'success.json'}: outbox message must be a JSON object; delete it and run "
+              "`mlci notify` again to write it anew")
+    assert f"notify: run b-broken-run skipped: {damage}" in lines
+    assert caught.value.one_line() == f"{damage}; send it later with `mlci notify --flush`"
