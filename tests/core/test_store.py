@@ -55,6 +55,7 @@ def test_trials_are_numbered_and_claimed_once(tmp_path):
     ('{"schema_version": 1, "value": "high"}', "key 'value' is invalid"),
     ('[1, 2]', "must be a JSON object"),
     ('{"schema_version": 99, "value": 0.9}', "newer than this mlci"),
+    ('{"schema_version": 1, "value": 1.5}', "is invalid (value 1.5 is out of range for accuracy"),
 ])
 def test_damaged_metrics_are_a_clear_error(tmp_path, content, expected):
     run = make_run(tmp_path)
@@ -64,7 +65,9 @@ def test_damaged_metrics_are_a_clear_error(tmp_path, content, expected):
         trial.metrics()
     message = info.value.one_line()
     assert str(trial.metrics_path) in message and expected in message
-    assert ("upgrade mlci" if "newer" in expected else "train the trial again") in message
+    assert message.endswith("; upgrade mlci" if "newer" in expected else
+                            "; train the trial again: delete it and trial.json next to it, then `mlci launch --run "
+                            "model-1` and `mlci wait --run model-1 --trial 0`")
 
 
 def test_missing_run_names_known_runs(tmp_path):
@@ -291,11 +294,12 @@ def test_a_missing_or_unreadable_record_names_the_file_and_the_fix(tmp_path):
     with pytest.raises(UsageError) as unreadable:
         trial.hparams()
     assert f"{trial.hparams_path}: hparams.json cannot be read (" in unreadable.value.one_line()
+    assert unreadable.value.one_line().endswith("; rewrite it with `mlci tweak`, or fix the value by hand")
     trial.state_path.write_text('{"trial": 0, "status": "exploded"}')
     with pytest.raises(UsageError) as invalid:
         trial.state()
     assert "trial.json key 'status' is invalid" in invalid.value.one_line()
-    assert "delete it to let mlci treat the trial as pending" in invalid.value.one_line()
+    assert invalid.value.one_line().endswith("; delete it to let mlci treat the trial as pending")
 
 
 def test_best_keeps_only_the_files_of_the_best_trial(tmp_path):
@@ -366,12 +370,16 @@ def test_the_known_runs_of_a_missing_run_are_the_five_latest_or_none(tmp_path):
     assert "known runs: b-1, c-1, d-1, e-1, f-1; start one" in info.value.one_line()
 
 
-def test_stray_files_and_folders_in_trials_are_not_trials(tmp_path):
+def test_stray_files_and_folders_in_trials_are_not_trials_and_a_taken_number_is_passed_over(tmp_path):
+    """The claim is a mkdir: a number whose name is taken (here by a stray file; in a race, by another
+    process's claim) is passed over, never shared."""
     run = make_run(tmp_path)
     run.new_trial()
-    (run.dir / "trials" / "7").write_text("a file named like a trial")
+    (run.dir / "trials" / "1").write_text("a file named like a trial")
     (run.dir / "trials" / "tmp").mkdir()
-    assert run.trial_numbers() == [0] and run.new_trial().number == 1
+    assert run.trial_numbers() == [0]
+    assert [run.new_trial().number, run.new_trial().number] == [2, 3]
+    assert run.trial_numbers() == [0, 2, 3]
 
 
 def test_a_trial_whose_metrics_are_corrupt_is_failed_with_the_reason(tmp_path):
@@ -412,6 +420,9 @@ def test_an_invalid_value_is_shown_shortened_and_a_deep_file_is_refused(tmp_path
     shown = repr("x" * 200)[:77] + "..."
     assert long.value.message == f"{path}: trial.json key 'trial' is invalid (input should be a valid integer, " \
                                  f"unable to parse string as an integer, got {shown})"
+    path.write_text(json.dumps({"trial": "x" * 79}))  # its repr is 81 characters: shortened
+    with pytest.raises(UsageError, match=r"got '" + "x" * 76 + r"\.\.\.\); fix it$"):
+        read_record(path, TrialState, what="trial.json", fix="fix it")
     path.write_text(json.dumps({"trial": "x" * 78}))  # its repr is 80 characters: shown whole
     with pytest.raises(UsageError, match=r"got '" + "x" * 78 + r"'\); fix it$"):
         read_record(path, TrialState, what="trial.json", fix="fix it")

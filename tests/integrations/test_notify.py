@@ -710,3 +710,77 @@ def test_a_store_wide_flush_passes_runs_without_an_outbox_and_damaged_ones(tmp_p
               "`mlci notify` again to write it anew")
     assert f"notify: run b-broken-run skipped: {damage}" in lines
     assert caught.value.one_line() == f"{damage}; send it later with `mlci notify --flush`"
+
+
+def test_an_email_added_after_the_webhook_and_left_unconfirmed_is_resent_when_asked(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    with WebhookServer() as hook, SmtpServer(inbox=LostReply(lose=1)) as server:
+        notify(run, config=NotifyConfig(webhook_url=hook.url))  # the webhook first: it comes first in the record
+        both = smtp_config(server.port).model_copy(update={"webhook_url": hook.url})
+        with pytest.raises(NotifyError, match="reply was lost"):
+            notify(run, config=both)
+        assert list(outbox_message(run)["deliveries"]) == ["webhook", "email"]
+        flush(run, config=both, resend_unconfirmed=True)
+    assert len(hook.requests) == 1 and len(server.inbox.messages) == 2
+    assert {name: d["status"] for name, d in outbox_message(run)["deliveries"].items()} == {"webhook": "sent",
+                                                                                          "email": "sent"}
+
+
+def test_a_flush_sends_every_pending_message_of_a_run_past_those_already_sent(tmp_path):
+    run = make_run(tmp_path, plot=False, failed_trial=True)
+    with WebhookServer() as hook:
+        notify(run, "success", config=NotifyConfig(webhook_url=hook.url))  # success.json: sent
+        down = NotifyConfig(webhook_url=f"http://127.0.0.1:{free_port()}/x", retries=0)
+        with pytest.raises(NotifyError):
+            notify(run, "trial-failed", config=down)  # trial-failed-3.json, after it: pending
+        result = flush(run, config=NotifyConfig(webhook_url=hook.url))
+    assert [request["json"]["notification"] for request in hook.requests] == ["success", "trial-failed-3"]
+    assert result.sent == [f"{run.id}/trial-failed-3 by webhook to {hook.url.split('/hooks')[0]} (HTTP 200)"]
+
+
+def test_a_flush_sends_a_message_only_by_the_channels_it_was_written_for(tmp_path):
+    """`--flush` sends what is pending; a channel configured after the event does not get it from a flush."""
+    run = make_run(tmp_path, plot=False)
+    port = free_port()
+    with pytest.raises(NotifyError):
+        notify(run, config=smtp_config(port, retries=0))
+    with SmtpServer(port=port) as server, WebhookServer() as hook:
+        flush(run, config=smtp_config(port).model_copy(update={"webhook_url": hook.url}))
+    assert len(server.inbox.messages) == 1 and hook.requests == []
+    assert list(outbox_message(run)["deliveries"]) == ["email"]
+
+
+def test_an_announcement_without_a_channel_shows_the_whole_message(tmp_path):
+    """What `mlci notify` does (announce, full text); `mlci run` asks for one line, having shown its summary."""
+    from mlci.integrations.notify import announce
+
+    run = make_run(tmp_path, plot=False)
+    lines: list[str] = []
+    announce(run, NotifyConfig(), echo=lines.append)
+    assert all(f"  {line}" in lines for line in outbox_message(run)["text"].splitlines())
+
+
+def test_an_announcement_rewrites_the_report_and_a_report_that_cannot_be_written_never_hides_the_outcome(tmp_path):
+    from mlci.integrations.notify import announce
+
+    run = make_run(tmp_path, status="exhausted", values=(0.71,), threshold=0.8, plot=False)
+    assert announce(run, NotifyConfig(), send=False, event="success") is None  # only the report: nothing refused
+    assert (run.dir / "report.html").is_file() and not run.outbox.exists()
+    (run.dir / "report.html").unlink()
+    (run.dir / "report.html").mkdir()  # a folder where the report belongs
+    lines: list[str] = []
+    result = announce(run, NotifyConfig(), echo=lines.append)
+    assert lines[0].startswith("warning: the report could not be written (IsADirectoryError: ")
+    assert result.console_only == [f"{run.id}/budget-exhausted"]
+
+
+def test_a_running_run_is_announced_only_for_an_event_named(tmp_path):
+    from mlci.integrations.notify import announce
+
+    run = make_run(tmp_path, status="running", failed_trial=True, plot=False)
+    with pytest.raises(UsageError) as running:
+        announce(run, NotifyConfig())
+    assert running.value.one_line() == (f"run {run.id} has not ended (status running): nothing to announce yet; pass "
+                                        "--event (success|budget-exhausted|trial-failed|pipeline-error) to say which")
+    assert not run.outbox.exists()
+    assert announce(run, NotifyConfig(), event="trial-failed").console_only == [f"{run.id}/trial-failed-3"]
