@@ -128,7 +128,12 @@ def measure(name: str, target: Target, workdir: Path, timeout: float, resume: bo
     for names in batches:
         run = subprocess.run([str(MUTMUT), "run", "--max-children", "1", *names], cwd=copy, env=env,
                              capture_output=True, text=True, timeout=timeout)
-    seconds = time.monotonic() - started
+    return result_of(name, target, copy, time.monotonic() - started, run)
+
+
+def result_of(name: str, target: Target, copy: Path, seconds: float, run: subprocess.CompletedProcess) -> dict:
+    """The module's score from mutmut's verdicts in its copy, with the diff of every survivor."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
     mutants = verdicts(copy, target, env)
     survivors = []
     for key, result in sorted(mutants.items()):

@@ -616,3 +616,14 @@ def test_best_is_made_whole_again_after_a_crash_left_its_staging_folders(tmp_pat
     run.set_best(trial)
     assert sorted(p.name for p in run.best_dir.iterdir()) == ["best.json", "metrics.json"]
     assert not (run.dir / ".best.tmp").exists() and not (run.dir / ".best.old").exists()
+
+
+def test_run_json_spells_the_config_keys_as_mlci_toml_does(tmp_path):
+    """`from` of [notify] is `from_` in Python; run.json, which people read beside mlci.toml, says `from`."""
+    store = RunStore(tmp_path)
+    run = store.open_run(RunRecord(run_id="model-1", model_name="model", model_file="/x/model.py", source_dir="/x",
+                                   content_hash="abc", config={"notify": {"from": "ci@example.com"}}))
+    run.update(status="running")
+    notify = json.loads(run.record_path.read_text())["config"]["notify"]
+    assert notify["from"] == "ci@example.com" and "from_" not in notify
+    assert run.record().config.notify.from_ == "ci@example.com"

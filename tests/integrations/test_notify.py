@@ -52,6 +52,18 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, handled=False)
 
 
+class Looking(Inbox):
+    """Calls `look` as each message arrives and keeps what it returns (what the disk held then)."""
+
+    def __init__(self, look):
+        super().__init__()
+        self.look, self.seen = look, []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.seen.append(self.look())
+        return await super().handle_DATA(server, session, envelope)
+
+
 class LostReply(Inbox):
     """Keeps each of the first `lose` messages, then drops the connection before its reply: the client cannot
     know that the server kept it."""
@@ -215,7 +227,7 @@ def test_email_arrives_with_text_html_attachment_and_the_outcome_in_the_subject(
     stored = outbox_message(run)
     assert stored["deliveries"]["email"]["status"] == "sent" and stored["deliveries"]["email"]["attempts"] == 1
     assert message["Message-ID"] == stored["message_id"]
-    assert result.ok and len(result.sent) == 1
+    assert result.ok and len(result.sent) == 1 and result.messages == [run.outbox / "success.json"]
     assert any("sent '✅ mnist_cnn" in line for line in lines)
 
 
@@ -267,6 +279,7 @@ def test_server_down_keeps_the_message_and_flush_delivers_it_once(tmp_path):
     assert f"kept in {run.outbox / 'success.json'}" in str(error) and "mlci notify --flush --run mnist_cnn-0123456789" in str(error)
     assert "\n" not in str(error)
     assert sum("retrying in" in line for line in lines) == 2
+    assert lines[-1] == f"notify: email: not delivered, kept in {run.outbox / 'success.json'}"
     stored = outbox_message(run)
     assert stored["deliveries"]["email"]["status"] == "pending" and stored["deliveries"]["email"]["attempts"] == 3
     assert "Subject: =?utf-8?" in stored["email"]  # the whole message is in the outbox before any send
@@ -422,7 +435,8 @@ def test_webhook_5xx_is_retried_and_4xx_is_not(tmp_path):
     with WebhookServer(statuses=[503]) as hook:
         result = notify(run, config=NotifyConfig(webhook_url=hook.url, retries=2, backoff=0.01))
     assert len(hook.requests) == 2 and result.ok
-    assert outbox_message(run)["deliveries"]["webhook"]["attempts"] == 2
+    delivery = outbox_message(run)["deliveries"]["webhook"]
+    assert delivery["attempts"] == 2 and delivery["last_error"] is None  # delivered: the 503 is history
 
     other = make_run(tmp_path / "other")
     with WebhookServer(statuses=[404, 404, 404]) as hook:
@@ -581,6 +595,7 @@ def test_two_channels_failing_are_one_line_naming_the_first_and_counting_the_oth
             notify(run, config=config)
     line = caught.value.one_line()
     assert line.startswith("'success' of run mnist_cnn-0123456789 not delivered by email: SMTP 127.0.0.1:")
+    assert "unreachable (Connection refused) (after 1 attempt); kept in " in line
     assert "(and 1 more); send it later with `mlci notify --flush --run mnist_cnn-0123456789`" in line
     assert "\n" not in line
 
@@ -595,6 +610,7 @@ def test_an_event_already_sent_says_when_and_by_which_channel(tmp_path):
     assert lines == [f"notify: 'success' of run mnist_cnn-0123456789 was already sent (webhook at {sent_at}); "
                      "not sending it again"]
     assert again.already_sent == ["mnist_cnn-0123456789/success"] and again.ok and again.sent == []
+    assert again.messages == [run.outbox / "success.json"]
 
 
 def test_a_flush_with_nothing_pending_says_so(tmp_path):
@@ -658,6 +674,11 @@ def test_a_lost_reply_is_one_line_and_the_message_is_sent_again_only_when_asked(
                          "reply lost): not sent again; --resend-unconfirmed sends it anew",
                          "notify: nothing pending in the outbox"]
 
+        lines.clear()
+        assert notify(run, config=config, echo=lines.append).already_sent == [f"{run.id}/success"]
+        assert lines == [f"notify: 'success' of run {run.id} was already sent (email unconfirmed at "
+                         f"{delivery['stage_at']} (--flush --resend-unconfirmed sends it anew)); not sending it again"]
+
         # a process stopped after the message went and before its reply: on disk at data-sent, still pending
         stopped = {**stored, "deliveries": {"email": {**delivery, "status": "pending", "last_error": None}}}
         path.write_text(json.dumps(stopped))
@@ -710,6 +731,9 @@ def test_a_store_wide_flush_passes_runs_without_an_outbox_and_damaged_ones(tmp_p
               "`mlci notify` again to write it anew")
     assert f"notify: run b-broken-run skipped: {damage}" in lines
     assert caught.value.one_line() == f"{damage}; send it later with `mlci notify --flush`"
+    with pytest.raises(NotifyError) as one:  # one run asked for: its damage is the error itself
+        flush(broken, config=NotifyConfig(webhook_url=hook.url))
+    assert one.value.one_line() == damage
 
 
 def test_an_email_added_after_the_webhook_and_left_unconfirmed_is_resent_when_asked(tmp_path):
@@ -784,3 +808,77 @@ def test_a_running_run_is_announced_only_for_an_event_named(tmp_path):
                                         "--event (success|budget-exhausted|trial-failed|pipeline-error) to say which")
     assert not run.outbox.exists()
     assert announce(run, NotifyConfig(), event="trial-failed").console_only == [f"{run.id}/trial-failed-3"]
+
+
+def test_the_stage_data_sent_is_on_disk_before_the_email_goes_and_a_later_channel_before_it_is_called(tmp_path):
+    """A crash while the bytes go leaves a record that says so (data-sent: not resent blindly); a channel added
+    to a message already in the outbox is written there, pending, before it is called."""
+    run = make_run(tmp_path, plot=False)
+
+    def delivery(name):
+        path = run.outbox / "success.json"
+        found = json.loads(path.read_text())["deliveries"].get(name) if path.exists() else None
+        return found and {key: found[key] for key in ("status", "stage")}
+
+    with SmtpServer(inbox=Looking(lambda: delivery("email"))) as server:
+        notify(run, config=smtp_config(server.port))
+    assert server.inbox.seen == [{"status": "pending", "stage": "data-sent"}]
+    with WebhookServer(look=lambda: delivery("webhook")) as hook:
+        notify(run, config=NotifyConfig(webhook_url=hook.url))
+    assert [request["seen"] for request in hook.requests] == [{"status": "pending", "stage": None}]
+
+
+def test_a_flush_with_a_config_that_lacks_a_pending_channel_keeps_the_message_and_says_why(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    with pytest.raises(NotifyError):
+        notify(run, config=smtp_config(free_port(), retries=0))
+    with pytest.raises(NotifyError) as caught:
+        flush(run, config=NotifyConfig())
+    assert caught.value.one_line() == (
+        f"{run.id}/success: email is pending but the [notify] config in use does not configure email; kept in "
+        f"{run.outbox / 'success.json'}; send it later with `mlci notify --flush --run {run.id}`")
+    assert outbox_message(run)["deliveries"]["email"]["status"] == "pending"
+
+
+def test_a_flush_without_a_config_sends_by_the_notify_config_stored_with_each_run(tmp_path):
+    with WebhookServer() as hook:
+        run = make_run(tmp_path, plot=False, notify_config={"webhook_url": hook.url, "retries": 0})
+        with pytest.raises(NotifyError):  # sent once with a config whose hook was down: pending
+            notify(run, config=NotifyConfig(webhook_url=f"http://127.0.0.1:{free_port()}/x", retries=0))
+        assert flush(run).ok and flush(RunStore(tmp_path)).ok
+    assert [request["json"]["run_id"] for request in hook.requests] == [run.id]
+
+
+def test_an_untrue_event_is_refused_before_the_report_is_rewritten(tmp_path):
+    from mlci.integrations.notify import announce
+
+    run = make_run(tmp_path, status="exhausted", values=(0.71,), threshold=0.8, plot=False, failed_trial=True)
+    for event, trial in (("success", None), ("trial-failed", 0)):  # not met; trial 0 succeeded
+        with pytest.raises(UsageError):
+            announce(run, NotifyConfig(), event=event, trial=trial)
+        assert not (run.dir / "report.html").exists() and not run.outbox.exists()
+
+
+def test_an_announcement_that_cannot_be_delivered_fails_unless_asked_to_warn(tmp_path):
+    """`mlci notify` exits 8; `mlci run` (warn_only) says it in a line: the run's own outcome matters more."""
+    from mlci.integrations.notify import announce
+
+    run = make_run(tmp_path, plot=False)
+    down = NotifyConfig(webhook_url=f"http://127.0.0.1:{free_port()}/x", retries=0)
+    with pytest.raises(NotifyError) as failed:
+        announce(run, down)
+    lines: list[str] = []
+    assert announce(run, down, echo=lines.append, warn_only=True) is None
+    assert lines[-1] == f"warning: {failed.value.one_line()}"
+
+
+def test_an_announcement_says_that_the_tracking_server_cannot_be_reached(tmp_path):
+    """The report goes to MLflow with the announcement; a server that does not answer is a warning line."""
+    from mlci.integrations.notify import announce
+
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    run = make_run(tmp_path, plot=False)
+    run.update(config={**run.record().config.model_dump(by_alias=True), "tracking": {"mlflow_uri": uri}})
+    lines: list[str] = []
+    announce(run, NotifyConfig(), echo=lines.append)
+    assert any(line.startswith(f"warning: MLflow at {uri} could not be reached after 3 attempts") for line in lines)
