@@ -484,7 +484,7 @@ def as_another_user():
         os.setegid(0)
 
 
-def test_a_store_the_user_may_not_write_is_one_line_per_failure():
+def test_a_store_the_user_may_not_write_says_so_in_one_line_per_failure():
     """A trial, the list of runs and a record that cannot be made: each one line naming the path, with what to do."""
     from mlci.core.errors import StoreError
 
@@ -610,6 +610,7 @@ def test_best_is_made_whole_again_after_a_crash_left_its_staging_folders(tmp_pat
     run = make_run(tmp_path)
     trial = run.new_trial()
     write_json(trial.metrics_path, MetricsRecord(value=0.5))
+    run.set_best(trial)  # a best/ there already
     for leftover in (".best.tmp", ".best.old"):
         (run.dir / leftover).mkdir()
         (run.dir / leftover / "model.keras").write_bytes(b"half copied")

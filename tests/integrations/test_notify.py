@@ -682,7 +682,8 @@ def test_a_lost_reply_is_one_line_and_the_message_is_sent_again_only_when_asked(
         # a process stopped after the message went and before its reply: on disk at data-sent, still pending
         stopped = {**stored, "deliveries": {"email": {**delivery, "status": "pending", "last_error": None}}}
         path.write_text(json.dumps(stopped))
-        with pytest.raises(NotifyError, match=r"its reply was lost \(the process stopped\); it is probably"):
+        with pytest.raises(NotifyError, match=r"'success' of run mnist_cnn-0123456789 by email: the message went to the "
+                                              r"server but its reply was lost \(the process stopped\); it is probably"):
             notify(run, config=config)
         assert len(server.inbox.messages) == 1 and outbox_message(run)["deliveries"]["email"]["status"] == "unconfirmed"
 
@@ -778,10 +779,16 @@ def test_an_announcement_without_a_channel_shows_the_whole_message(tmp_path):
     """What `mlci notify` does (announce, full text); `mlci run` asks for one line, having shown its summary."""
     from mlci.integrations.notify import announce
 
-    run = make_run(tmp_path, plot=False)
+    run = make_run(tmp_path / "a", plot=False)
     lines: list[str] = []
     announce(run, NotifyConfig(), echo=lines.append)
     assert all(f"  {line}" in lines for line in outbox_message(run)["text"].splitlines())
+    quiet = make_run(tmp_path / "b", plot=False)
+    lines.clear()
+    announce(quiet, NotifyConfig(), echo=lines.append, full_text=False)
+    assert [line for line in lines if line.startswith("notify:")] == [
+        f"notify: no channel in [notify] (smtp_host, webhook_url): '{outbox_message(quiet)['subject']}' kept in "
+        f"{quiet.outbox / 'success.json'}"]
 
 
 def test_an_announcement_rewrites_the_report_and_a_report_that_cannot_be_written_never_hides_the_outcome(tmp_path):
@@ -830,10 +837,12 @@ def test_the_stage_data_sent_is_on_disk_before_the_email_goes_and_a_later_channe
 
 def test_a_flush_with_a_config_that_lacks_a_pending_channel_keeps_the_message_and_says_why(tmp_path):
     run = make_run(tmp_path, plot=False)
-    with pytest.raises(NotifyError):
-        notify(run, config=smtp_config(free_port(), retries=0))
-    with pytest.raises(NotifyError) as caught:
-        flush(run, config=NotifyConfig())
+    down = f"http://127.0.0.1:{free_port()}/x"
+    with pytest.raises(NotifyError):  # email and webhook both down: both pending
+        notify(run, config=smtp_config(free_port(), retries=0).model_copy(update={"webhook_url": down}))
+    with WebhookServer() as hook, pytest.raises(NotifyError) as caught:
+        flush(run, config=NotifyConfig(webhook_url=hook.url))  # the email is not configured: the webhook still goes
+    assert len(hook.requests) == 1
     assert caught.value.one_line() == (
         f"{run.id}/success: email is pending but the [notify] config in use does not configure email; kept in "
         f"{run.outbox / 'success.json'}; send it later with `mlci notify --flush --run {run.id}`")
@@ -882,3 +891,42 @@ def test_an_announcement_says_that_the_tracking_server_cannot_be_reached(tmp_pat
     lines: list[str] = []
     announce(run, NotifyConfig(), echo=lines.append)
     assert any(line.startswith(f"warning: MLflow at {uri} could not be reached after 3 attempts") for line in lines)
+
+
+def test_an_announcement_of_a_failed_trial_names_the_trial_asked_for(tmp_path):
+    from mlci.core.store import HparamsRecord as Spec
+    from mlci.integrations.notify import announce
+
+    run = make_run(tmp_path, status="running", failed_trial=True, plot=False)  # trial 3 failed
+    later = run.new_trial()  # and trial 4, after it
+    later.write_hparams(Spec(trial=later.number, hparams={"epochs": 1}))
+    later.update_state(status="failed", reason="out of memory", exit_code=137)
+    announce(run, NotifyConfig(), event="trial-failed", trial=3)
+    assert sorted(p.name for p in run.outbox.glob("*.json")) == ["trial-failed-3.json"]
+
+
+@pytest.mark.parametrize("status", ["running", "interrupted"])
+def test_a_run_that_has_not_ended_is_not_announced_even_with_a_reason_on_record(tmp_path, status):
+    """A reason left in run.json (a run reopened, a file from another mlci) never announces a run still going."""
+    run = make_run(tmp_path, status="met", plot=False)
+    run.update(status=status, reason="met")
+    with pytest.raises(UsageError) as caught:
+        notify(run, config=NotifyConfig())
+    assert caught.value.one_line() == (f"run {run.id} has status '{status}': nothing to announce yet; pass --event "
+                                       "(success|budget-exhausted|trial-failed|pipeline-error) to say which")
+    assert not run.outbox.exists()
+
+
+def test_a_delivery_left_at_data_sent_does_not_hold_back_the_next_channel(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    port = free_port()
+    with WebhookServer(statuses=[503]) as hook:
+        both = smtp_config(port, retries=0).model_copy(update={"webhook_url": hook.url, "retries": 0})
+        with pytest.raises(NotifyError):  # both fail: both pending
+            notify(run, config=both)
+        stored = outbox_message(run)
+        stored["deliveries"]["email"].update(stage="data-sent")  # a process stopped after the email's bytes went
+        (run.outbox / "success.json").write_text(json.dumps(stored))
+        with pytest.raises(NotifyError, match="reply was lost"):
+            notify(run, config=both)
+    assert len(hook.requests) == 2 and outbox_message(run)["deliveries"]["webhook"]["status"] == "sent"
