@@ -894,12 +894,11 @@ def test_an_announcement_says_that_the_tracking_server_cannot_be_reached(tmp_pat
 
 
 def test_an_announcement_of_a_failed_trial_names_the_trial_asked_for(tmp_path):
-    from mlci.core.store import HparamsRecord as Spec
     from mlci.integrations.notify import announce
 
     run = make_run(tmp_path, status="running", failed_trial=True, plot=False)  # trial 3 failed
     later = run.new_trial()  # and trial 4, after it
-    later.write_hparams(Spec(trial=later.number, hparams={"epochs": 1}))
+    later.write_hparams(HparamsRecord(trial=later.number, hparams={"epochs": 1}))
     later.update_state(status="failed", reason="out of memory", exit_code=137)
     announce(run, NotifyConfig(), event="trial-failed", trial=3)
     assert sorted(p.name for p in run.outbox.glob("*.json")) == ["trial-failed-3.json"]
@@ -930,3 +929,25 @@ def test_a_delivery_left_at_data_sent_does_not_hold_back_the_next_channel(tmp_pa
         with pytest.raises(NotifyError, match="reply was lost"):
             notify(run, config=both)
     assert len(hook.requests) == 2 and outbox_message(run)["deliveries"]["webhook"]["status"] == "sent"
+
+
+def test_a_lost_email_reply_does_not_hold_back_the_webhook(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    with WebhookServer() as hook, SmtpServer(inbox=LostReply(lose=1)) as server:
+        with pytest.raises(NotifyError, match="reply was lost"):
+            notify(run, config=smtp_config(server.port).model_copy(update={"webhook_url": hook.url}))
+    assert len(server.inbox.messages) == 1 and len(hook.requests) == 1
+    assert {name: d["status"] for name, d in outbox_message(run)["deliveries"].items()} == {"email": "unconfirmed",
+                                                                                          "webhook": "sent"}
+
+
+def test_an_event_sent_by_two_channels_names_both_when_asked_again(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    lines: list[str] = []
+    with WebhookServer() as hook, SmtpServer() as server:
+        both = smtp_config(server.port).model_copy(update={"webhook_url": hook.url})
+        notify(run, config=both)
+        notify(run, config=both, echo=lines.append)
+    sent = {name: d["sent_at"] for name, d in outbox_message(run)["deliveries"].items()}
+    assert lines == [f"notify: 'success' of run {run.id} was already sent (email at {sent['email']}, webhook at "
+                     f"{sent['webhook']}); not sending it again"]
