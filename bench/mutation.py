@@ -7,6 +7,7 @@ and writes bench/results/mutation.json. Not part of CI: it takes minutes. Run it
 
     nice -n 15 .venv/bin/python bench/mutation.py            # every module
     nice -n 15 .venv/bin/python bench/mutation.py store oracle
+    nice -n 15 .venv/bin/python bench/mutation.py store --resume     # after a stop, or after new tests
 """
 from __future__ import annotations
 

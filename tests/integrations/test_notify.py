@@ -902,6 +902,7 @@ def test_an_announcement_of_a_failed_trial_names_the_trial_asked_for(tmp_path):
     later.update_state(status="failed", reason="out of memory", exit_code=137)
     announce(run, NotifyConfig(), event="trial-failed", trial=3)
     assert sorted(p.name for p in run.outbox.glob("*.json")) == ["trial-failed-3.json"]
+    assert outbox_message(run, "trial-failed-3")["subject"] == "⚠️ mnist_cnn: trial 3 failed (build_model raised ValueError)"
 
 
 @pytest.mark.parametrize("status", ["running", "interrupted"])
