@@ -337,13 +337,17 @@ def flush_open_files(work: Path) -> int:
     """
     import gc
     import io
+    import warnings
 
     gc.collect()  # files only the script's garbage still held are closed (and flushed) here
     root = str(work.resolve())
     flushed = 0
-    for obj in gc.get_objects():
+    with warnings.catch_warnings():  # isinstance on every live object touches PyTorch's deprecated aliases
+        warnings.simplefilter("ignore")
+        files = [obj for obj in gc.get_objects() if isinstance(obj, (io.BufferedIOBase, io.TextIOBase))]
+    for obj in files:
         try:
-            if not isinstance(obj, (io.BufferedIOBase, io.TextIOBase)) or obj.closed or not obj.writable():
+            if obj.closed or not obj.writable():
                 continue
             name = getattr(obj, "name", None)
             if not isinstance(name, (str, bytes, os.PathLike)) or isinstance(name, int):
