@@ -23,8 +23,8 @@ def _quiet_frameworks(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path_factory.getbasetemp() / "keras-home"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     # One PyTorch thread per trial: the tests' models are tiny and the CI machine runs other work at the same
-    # time, where two threads made an epoch 9x slower (the default, one per CPU the trial may use, is tested
-    # in the mlci/torch image: tests/runners/test_docker.py).
+    # time, where more threads make an epoch several times slower (the default, one per CPU the trial may use,
+    # is tested in the mlci/torch image: tests/runners/test_docker.py).
     monkeypatch.setenv("MLCI_TORCH_THREADS", "1")
     monkeypatch.delenv("MLCI_HOME", raising=False)
     monkeypatch.delenv("RUN_ID", raising=False)

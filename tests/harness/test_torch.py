@@ -15,7 +15,8 @@ import pytest
 from conftest import digits_trial as trial_dir
 from conftest import mlci, write_model
 from mlci.core.errors import TrialError
-from mlci.core.store import MetricsRecord, RunStore
+from mlci.core.store import HparamsRecord, MetricsRecord, RunStore, write_json
+from mlci.harness.script import train_script
 from mlci.harness.script_hooks import flush_open_files
 from mlci.harness.train import train_trial
 from mlci.source.rewrite import rewrite, scan
@@ -207,6 +208,16 @@ def test_an_epoch_loop_mlci_cannot_read_is_listed_as_not_tunable():
     found = scan("import torch\nfor epoch in range(start, stop, 2):\n    pass\n")
     assert [(u.knob, u.why) for u in found.unresolved] == [
         ("epochs", "the epoch loop is not range(N), range(0, N) or range(1, N + 1)")]
+
+
+def test_a_cnn_script_with_wider_convolutions_still_fits_together_and_trains(tmp_path):
+    folder = tmp_path / "t"
+    write_json(folder / "hparams.json", HparamsRecord(trial=1, hparams={"filters": 6, "batch_size": 64}))
+    metrics = train_script(folder, SCRIPTS / "torch_digits_cnn.py", echo=lambda _: None)
+    assert metrics.framework == "torch" and metrics.source == "file:accuracy.txt" and 0 <= metrics.value <= 1
+    assert "+        self.conv2 = nn.Conv2d(6, 12, kernel_size=3, padding=1)" in (folder / "model.diff").read_text()
+    weights = torch.load(folder / "model.pt", weights_only=True)
+    assert weights["conv2.weight"].shape == (12, 6, 3, 3) and weights["fc1.weight"].shape == (10, 48)
 
 
 def test_looking_for_a_scripts_unflushed_files_after_torch_is_imported_warns_nothing(tmp_path):

@@ -21,7 +21,7 @@ HEARTBEAT_SECONDS = 1.0
 def passive_openmp() -> None:
     """PyTorch's OpenMP threads sleep while they wait instead of spinning (read once, as torch is imported).
 
-    Spinning threads on a machine busy with other trials made a small model's epoch 9x slower on 2 threads.
+    Spinning threads on cores busy with other trials slow a small model several times over.
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -53,6 +53,7 @@ def cpu_threads() -> int:
 def configure(torch: Any) -> Any:
     """Threads and deterministic kernels, once per process; returns the device trials train on."""
     torch.set_num_threads(int(os.environ.get("MLCI_TORCH_THREADS") or cpu_threads()))
+    # warn-only: an op without a deterministic kernel is named in the log, not an error
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True

@@ -29,8 +29,9 @@ PRELOAD = {
     "sklearn": ("numpy", "scipy.sparse", "sklearn.base", "sklearn.metrics", "sklearn.model_selection",
                 "sklearn.neighbors", "sklearn.linear_model", "sklearn.ensemble", "sklearn.svm", "sklearn.tree",
                 "sklearn.datasets", "joblib", "mlci.harness.sklearn_fit"),
-    # importing torch starts no thread pool (its first operation does), so a fork of the worker is safe
-    "torch": ("numpy", "torch", "torch.nn", "torch.optim", "mlci.harness.torch_fit"),
+    # importing torch starts no thread pool (its first operation does), so a fork of the worker is safe;
+    # torch._dynamo is what the first optimizer (and use_deterministic_algorithms) imports (bench/overhead.py)
+    "torch": ("numpy", "torch", "torch.nn", "torch.optim", "torch._dynamo", "mlci.harness.torch_fit"),
 }
 COMMON = ("mlci.cli", "mlci.cli.pipeline", "mlci.harness.train", "mlci.harness.data", "mlci.harness.script")
 
