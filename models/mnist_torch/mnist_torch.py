@@ -1,4 +1,4 @@
-"""A small PyTorch convolutional network for handwritten digits (`mlci run` trains it in the mlci/torch image).
+"""A small PyTorch convolutional network for handwritten digits (the PyTorch twin of mnist_cnn).
 
 Like the Keras example it starts deliberately weak (one epoch, few filters); mlci tunes it past the threshold.
 """

@@ -233,6 +233,66 @@ def test_looking_for_a_scripts_unflushed_files_after_torch_is_imported_warns_not
 
 # ----------------------------------------------------------------------------- script mode: end to end
 
+LIGHTNING_SCRIPT = '''
+    """A plain PyTorch Lightning script: an MLP on the digits, Trainer(max_epochs=4); prints its accuracy."""
+    import pytorch_lightning as pl
+    import torch
+    from sklearn.datasets import load_digits
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x, y = load_digits(return_X_y=True)
+    x = torch.tensor(x / 16.0, dtype=torch.float32)
+    y = torch.tensor(y)
+
+
+    class Digits(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+        def training_step(self, batch, index):
+            inputs, labels = batch
+            return nn.functional.cross_entropy(self.net(inputs), labels)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+
+    model = Digits()
+    loader = DataLoader(TensorDataset(x[:1400], y[:1400]), batch_size=16, shuffle=True)
+    trainer = pl.Trainer(max_epochs=4, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, loader)
+    with torch.no_grad():
+        accuracy = (model.net(x[1400:]).argmax(1) == y[1400:]).float().mean().item()
+    print("accuracy:", accuracy)
+'''
+
+
+@pytest.mark.slow
+def test_a_killed_lightning_script_resumes_its_fit_from_the_checkpoint_mlci_added(tmp_path):
+    require_module("pytorch_lightning", "torch")
+    script = write_model(tmp_path / "pl", LIGHTNING_SCRIPT, "digits_lightning.py")
+    assert scan(script.read_text()).hparams() == {"epochs": 4, "batch_size": 16, "learning_rate": 0.05, "units": 32}
+    folder = tmp_path / "t"
+    write_json(folder / "hparams.json", HparamsRecord(trial=0, hparams={}))
+    process = subprocess.Popen([sys.executable, "-m", "mlci", "train", "--trial-dir", str(folder), "--model",
+                                str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = folder / "checkpoints" / "lightning-fit-1" / "last.ckpt"
+    deadline = time.monotonic() + 180
+    while not last.exists() and time.monotonic() < deadline and process.poll() is None:  # epoch 1 is saved
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL and last.exists()
+    done = mlci("train", "--trial-dir", str(folder), "--model", str(script))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "mlci: Lightning fit #1 resumes from its checkpoint after epoch" in done.stdout
+    metrics = MetricsRecord.model_validate_json((folder / "metrics.json").read_text())
+    assert 1 <= metrics.resumed_from_epoch < 4 and metrics.epochs_done == 4
+    assert metrics.framework == "torch" and metrics.source == "stdout" and 0.5 < metrics.value <= 1
+    assert (folder / "model.pt").exists() and not (folder / "checkpoints" / "lightning-fit-1").exists()
+
+
 
 @pytest.mark.slow
 def test_an_unmodified_torch_script_is_tuned_past_the_threshold_by_rewriting(tmp_path):

@@ -24,8 +24,8 @@ from mlci.source.detect import check_coding
 from mlci.harness.common import Echo, Heartbeat, user_line, versions as package_versions
 
 from mlci.harness.script_hooks import (KerasCapture, Tee, flush_open_files, install_keras2_compat,
-                                       install_keras_hooks, offline_dataset_hint, redirect_accuracy_writes,
-                                       serve_keras_mnist)
+                                       install_keras_hooks, install_lightning_hooks, offline_dataset_hint,
+                                       redirect_accuracy_writes, serve_keras_mnist)
 from mlci.harness.script_metric import ACCURACY_FILES, SCRIPT_METRICS, capture_metric
 
 
@@ -80,6 +80,10 @@ def _uses_keras(source: str) -> bool:
 
 def _uses_torch(source: str) -> bool:
     return bool(re.search(r"^\s*(?:import|from)\s+(?:torch|pytorch_lightning|lightning)\b", source, re.MULTILINE))
+
+
+def _uses_lightning(source: str) -> bool:
+    return bool(re.search(r"^\s*(?:import|from)\s+(?:pytorch_lightning|lightning)\b", source, re.MULTILINE))
 
 
 def _torch_model(namespace: dict[str, Any]) -> Any:
@@ -143,6 +147,7 @@ def train_script(trial_dir: Path, script: Path, *, echo: Echo = print) -> Metric
     os.environ.setdefault("MPLBACKEND", "Agg")  # plt.show() in a script must not wait for a window
     removers: list[Callable[[], None]] = []
     capture: KerasCapture | None = None
+    lightning: KerasCapture | None = None  # what Lightning's hooked Trainer.fit saw (epochs, resume)
     saved = (os.getcwd(), list(sys.argv), list(sys.path), sys.stdout)
     tee = Tee(sys.stdout)
     namespace: dict[str, Any] = {}
@@ -164,6 +169,9 @@ def train_script(trial_dir: Path, script: Path, *, echo: Echo = print) -> Metric
 
                 configure(torch)
                 torch.manual_seed(seed)
+                if _uses_lightning(source):
+                    lightning = KerasCapture()
+                    removers.append(install_lightning_hooks(trial_dir, lightning, heartbeat, echo))
             if _uses_keras(source):
                 import keras
 
@@ -208,15 +216,17 @@ def train_script(trial_dir: Path, script: Path, *, echo: Echo = print) -> Metric
                 remove()
         found = capture_metric(work, started, metric, capture, tee.all_lines(), settings.accuracy_files)
         _save_artifact(trial_dir, capture, namespace, echo)
-    for leftover in (trial_dir / "checkpoints").glob("keras-fit-*"):
+    checkpoints = trial_dir / "checkpoints"
+    for leftover in [*checkpoints.glob("keras-fit-*"), *checkpoints.glob("lightning-fit-*")]:
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)  # the trial is done: resuming it is no longer needed
+    fitted = capture or lightning  # the epochs a hooked fit counted
     framework = ("keras" if capture is not None else "torch" if _uses_torch(source) else
                  "sklearn" if "sklearn" in source else None)
     metrics = MetricsRecord(trial=record.trial, metric=metric, value=found.value, accuracy=found.accuracy,
                             loss=found.loss, history=capture.history if capture else {},
-                            epochs_done=capture.epochs_done if capture else 1,
-                            resumed_from_epoch=capture.resumed_from_epoch if capture else None,
+                            epochs_done=fitted.epochs_done if fitted else 1,
+                            resumed_from_epoch=fitted.resumed_from_epoch if fitted else None,
                             train_seconds=round(train_seconds, 3), framework=framework, source=found.source,
                             import_seconds=round(time.perf_counter() - started_clock - train_seconds, 3),
                             versions=package_versions("keras", "tensorflow", "torch", "scikit-learn", "numpy"))

@@ -17,7 +17,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from mlci.core.errors import UsageError
 from mlci.core.knobs import REWRITABLE, REWRITABLE_INTS
-from mlci.source._cst_sites import Site, SiteReader, Unresolved, _arg, _literal, _name
+from mlci.source._cst_sites import Site, SiteReader, Unresolved, _arg, _name
 from mlci.source._rewrite_torch import is_torch, torch_sites
 from mlci.source.mode import is_script  # noqa: F401  (the one module/script rule, re-exported)
 
