@@ -119,7 +119,7 @@ def test_run_torch_module_in_its_image_end_to_end(engine, tmp_path, home, docker
     assert (trial / "model.pt").stat().st_size > 0
     assert sorted(p.name for p in (trial / "checkpoints" / "torch").iterdir()) == ["epoch-2.pt", "epoch-3.pt"]
     assert "epoch 3/3" in (trial / "log.txt").read_text()
-    threads = engine.containers.run("mlci/torch:latest", ["python", "-c", "import torch; "
+    threads = engine.containers.run("mlci/torch:latest", ["python", "-c", "import torch, pytorch_lightning; "
                                     "from mlci.harness.torch_fit import configure; configure(torch); "
                                     "print(torch.get_num_threads(), torch.version.cuda)"],
                                     entrypoint=[], nano_cpus=10**9, remove=True, labels={"mlci.test": "1"})

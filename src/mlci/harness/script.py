@@ -2,7 +2,8 @@
 
 The script runs as `__main__` with its own sys.argv, in the trial's own copy of its folder (trials/<n>/work);
 Keras fit/evaluate are hooked (checkpoints for resuming, results for the metric) before it starts. A PyTorch
-script is seeded and made deterministic; it has no checkpoints: a killed trial trains again from the start.
+script is seeded and made deterministic; Lightning's Trainer.fit is hooked for checkpoints, and a plain
+PyTorch loop has none: a killed trial trains again from the start.
 """
 from __future__ import annotations
 
