@@ -172,7 +172,7 @@ def test_image_comes_from_config():
     assert detect(CASES_DIR / "keras_seq_cnn.py", config=config).image_name == "registry.local/keras:2.21"
     detection = detect(CASES_DIR / "torch_linear.py", config=config)
     assert detection.image(config.images) == "pt:2"
-    assert detect(CASES_DIR / "torch_linear.py").image_name is None  # torch has no default image
+    assert detect(CASES_DIR / "torch_linear.py").image_name == "mlci/torch:latest"  # the default PyTorch image
 
 
 def test_binary_and_empty_messages(tmp_path: Path):
