@@ -21,6 +21,7 @@ from mlci.orchestration.failures import Failure, classify, failure_reason, limit
 from mlci.orchestration.oracle import RunOracle
 from mlci.runners import LaunchSpec, Runner, Status, get_runner
 from mlci.runners.logtee import cap_appended_log
+from mlci.tuning.pruning import ANSWER_FILE
 
 LOCK_NAME = ".monitor.lock"
 
@@ -257,8 +258,11 @@ def follow(run: Run, trial: Trial, runner: Runner, handle: str, config: Config, 
     stale_after = config.monitor.heartbeat_timeout
     last_epoch = -1
     last_check = 0.0
+    relay = _relay(trial, runner, events)
     while True:
         status = runner.wait(handle, timeout=poll)
+        if relay is not None:
+            relay.poll()
         beat = heartbeat(trial)
         if beat.get("epoch", -1) != last_epoch:
             last_epoch = beat.get("epoch", 0)
@@ -282,6 +286,7 @@ def follow(run: Run, trial: Trial, runner: Runner, handle: str, config: Config, 
         if verdict.action in ("restarted", "adopted") and verdict.handle:
             handle = verdict.handle
             last_epoch = -1
+            relay = _relay(trial, runner, events)
             continue
         if verdict.action == "settled":  # closed by another process: make the best trial current here too
             RunOracle(run).tell(trial)
@@ -292,6 +297,15 @@ def follow(run: Run, trial: Trial, runner: Runner, handle: str, config: Config, 
             track(run, events)
             emit(events, "trial_finished", trial, metrics, verdict.state)
         return verdict.state
+
+
+def _relay(trial: Trial, runner: Runner, events: Any):
+    """Relayed pruning for a trial that cannot reach its study (a container): None when not needed."""
+    if not getattr(runner, "relays_pruning", False):
+        return None
+    from mlci.tuning.pruning import PruningRelay
+
+    return PruningRelay.attach(trial, echo=lambda text: notice(events, text))
 
 
 def adopt(run: Run, trial: Trial, runner: Runner, config: Config, events: Any = None) -> str | None:
@@ -337,6 +351,8 @@ def launch_trial(run: Run, trial: Trial, runner: Runner, config: Config) -> str:
     (trial.dir / "error.txt").unlink(missing_ok=True)
     (trial.dir / CRASH_FILE).unlink(missing_ok=True)
     (trial.dir / STOP_FILE).unlink(missing_ok=True)
+    (trial.dir / ANSWER_FILE).unlink(missing_ok=True)  # the pruning answers of an earlier attempt
+    _relay(trial, runner, None)  # announced before the container starts: the harness waits for answers at once
     handle = runner.start(spec_for(run, trial, config))
     state = trial.state()
     trial.write_state(state.model_copy(update={
