@@ -92,6 +92,17 @@ def hand_back(trial: Trial, runner: Runner, why: str, events: Events | None = No
     return True
 
 
+def _idle(oracle: RunOracle, coordination: Coordination, poll: float, stop: threading.Event | None) -> None:
+    """Wait while the run is done but other workers still train, until a trial may be free to claim (its worker
+    went silent) or none trains any more. Looks without the guard (it only reads), so that idle workers do not
+    queue in front of the workers that decide."""
+    while stop is None or not stop.is_set():
+        time.sleep(poll)
+        live = coordination.live()
+        if not live or oracle.ask(busy=live, create=False).action is not Action.DONE:
+            return
+
+
 def work(run: Run, *, runner: Runner | None = None, runner_name: str | None = None, events: Events | None = None,
          worker: str | None = None, heartbeat: float = 2.0, stale_after: float | None = None, poll: float = 0.5,
          stop: threading.Event | None = None) -> WorkerResult:
@@ -118,7 +129,7 @@ def work(run: Run, *, runner: Runner | None = None, runner_name: str | None = No
                 result.step = step
                 if not busy:
                     return result
-                time.sleep(poll)  # others still train: stay to take over a trial whose host dies
+                _idle(oracle, coordination, poll, stop)  # others still train: stay to take over a trial whose host dies
                 continue
             if takeovers is None:  # a live worker holds it (cannot happen under the guard; never train twice)
                 continue
