@@ -231,7 +231,7 @@ def _train_module(trial_dir: Path, model_file: Path, started: float, echo: Echo)
         if record.optuna is not None:
             from mlci.tuning.pruning import Reporter, TrialPruned
 
-            reporter = ctx.reporter = Reporter.from_hparams({"optuna": record.optuna_link()}, echo)
+            reporter = ctx.reporter = Reporter.from_hparams({"optuna": record.optuna_link()}, echo, trial_dir)
         if _wants_keras(module):
             import keras
 

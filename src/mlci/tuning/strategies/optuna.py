@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,12 @@ REFUSED = "mlci_refused"  # user attr of an asked trial that could not train (wh
 def reported_key(metric: str) -> str:
     """The per-epoch validation value the harness reports for this metric."""
     return "val_loss" if metric == "loss" else "val_accuracy"
+
+
+# A study on a server, one per process: its cache of finished trials is kept from one proposal to the next
+# (Optuna's _CachedStorage re-reads only the trials that were unfinished), so a proposal under the run's guard
+# does not read the whole study again. Not for SQLite (see mlci.tuning.study.open_storage).
+_SERVER_STUDIES: dict[tuple[int, str, str], Any] = {}
 
 
 class OptunaStrategy(Strategy):
@@ -79,9 +86,14 @@ class OptunaStrategy(Strategy):
 
     def study(self) -> Any:
         optuna = quiet_optuna()
-        study = optuna.create_study(storage=open_storage(self.url), study_name=study_name(self.run),
-                                    direction=self.direction, load_if_exists=True,
-                                    pruner=make_pruner(self.pruner_spec()))
+        key = (os.getpid(), self.url, study_name(self.run))
+        study = _SERVER_STUDIES.get(key) if not self.url.startswith("sqlite") else None
+        if study is None:
+            study = optuna.create_study(storage=open_storage(self.url), study_name=study_name(self.run),
+                                        direction=self.direction, load_if_exists=True)
+            if not self.url.startswith("sqlite"):
+                _SERVER_STUDIES[key] = study
+        study.pruner = make_pruner(self.pruner_spec())
         # A fixed seed per process would repeat the same proposals in every `mlci tweak`: derive it
         # from the run's seed and how far the study is.
         done = len(study.get_trials(deepcopy=False))
