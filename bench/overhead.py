@@ -1,7 +1,8 @@
 """Per-trial overhead (trial wall time minus the time inside fit and evaluate), side by side, in one run.
 
-On the Keras CNN and the scikit-learn example: a fresh process per trial (`workers = "fresh"`), a warm
-worker (`workers = "warm"`, the default), and KerasTuner 1.4.8 training its trials inside its one process;
+On the Keras CNN, the PyTorch CNN and the scikit-learn example: a fresh process per trial (`workers = "fresh"`), a warm
+worker (`workers = "warm"`, the default), and KerasTuner 1.4.8 training its trials inside its one process (not for
+PyTorch);
 then a 10-trial `mlci run` search (fresh and warm) against the sum of its trials' fit and evaluate.
 Goals (issue 18): overhead from the second trial on <= 0.4 s locally; a 10-trial search within 1.2x.
 Prints tables and writes bench/results/overhead.json. Run: nice -n 10 python bench/overhead.py
@@ -36,7 +37,9 @@ from mlci.orchestration.runs import prepare_run  # noqa: E402
 from mlci.runners import LocalRunner  # noqa: E402
 from mlci.runners.warm import WarmRunner  # noqa: E402
 
-EXAMPLES = {"sklearn (KNN)": "models/mnist_sklearn/mnist_sklearn.py", "keras (CNN)": "models/mnist_cnn/mnist_cnn.py"}
+EXAMPLES = {"sklearn (KNN)": "models/mnist_sklearn/mnist_sklearn.py", "keras (CNN)": "models/mnist_cnn/mnist_cnn.py",
+            "torch (CNN)": "models/mnist_torch/mnist_torch.py"}
+NO_KERASTUNER = ("torch (CNN)",)  # KerasTuner trains Keras and scikit-learn models, not PyTorch ones
 KERASTUNER = str(Path(__file__).with_name("_kerastuner_trials.py"))
 
 
@@ -94,6 +97,7 @@ SMALL_SPACE = {
                     "kernel_size": {"type": "categorical", "choices": [3]},
                     "batch_size": {"type": "categorical", "choices": [64, 128]}},
 }
+SMALL_SPACE["torch (CNN)"] = SMALL_SPACE["keras (CNN)"]  # the PyTorch example has the same knobs
 
 
 def search(label: str, model: Path, workers: str, trials: int) -> dict:
@@ -119,23 +123,27 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=3, help="trials per way of running (the first is shown apart)")
     parser.add_argument("--search", type=int, default=10, help="trials in the search (0: skip the search)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "overhead.json")
+    parser.add_argument("--examples", default=",".join(EXAMPLES),
+                        help=f"which examples, comma-separated (default all: {', '.join(EXAMPLES)})")
     args = parser.parse_args()
+    examples = {label: EXAMPLES[label] for label in args.examples.split(",")}
     interpreter = startup([sys.executable, "-c", "pass"], 5)
     cli_import = startup([sys.executable, "-c", "import mlci.cli.pipeline, mlci.harness.train"], 5)
     results = {"interpreter_start": interpreter, "mlci_import_start": cli_import, "load_average_start":
                os.getloadavg()[0], "models": {}, "search": {}}
     warm = WarmRunner()
     try:
-        for label, model in EXAMPLES.items():
+        for label, model in examples.items():
             results["models"][label] = {
                 "fresh process": summary(mlci_trials(Path(model), LocalRunner(), args.trials)),
                 "warm worker": summary(mlci_trials(Path(model), warm, args.trials)),
-                "KerasTuner in-process": summary(kerastuner_trials(Path(model), args.trials)),
             }
+            if label not in NO_KERASTUNER:
+                results["models"][label]["KerasTuner in-process"] = summary(kerastuner_trials(Path(model), args.trials))
     finally:
         warm.close()
     if args.search:
-        for label, model in EXAMPLES.items():
+        for label, model in examples.items():
             results["search"][label] = {workers: search(label, Path(model), workers, args.search)
                                         for workers in ("fresh", "warm")}
     results["load_average_end"] = os.getloadavg()[0]

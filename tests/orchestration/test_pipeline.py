@@ -216,3 +216,14 @@ def test_killing_mlci_run_and_running_again_loses_no_trial(keras_model, home):
     assert [t.number for t in run.trials()] == [0, 1]
     assert all(t.has_metrics() for t in run.trials())
     assert run.trial(0).hparams().proposed_by == "baseline"
+
+
+def test_parallel_run_is_that_many_workers_of_the_farm_loop(knn_model, home):
+    """`mlci run --parallel 2` runs two workers of `mlci worker`'s loop: each trial is claimed once, by one of them."""
+    result = run_pipeline(knn_model, store=RunStore(home), notify_outcome=False,
+                          overrides={"parallel": 2, "max_trials": 4, "threshold": 1.0, "strategy": "random"})
+    assert result.exit_code == 3 and len(result.run.trials()) == 4
+    claims = RunOracle(result.run).coordination.claims()
+    assert sorted(c.trial for c in claims) == [0, 1, 2, 3]
+    assert all(c.done and c.takeovers == 0 for c in claims)
+    assert len({c.worker for c in claims}) == 2

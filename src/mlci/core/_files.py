@@ -33,8 +33,10 @@ def store_failure(path: Path, exc: OSError, doing: str) -> StoreError:
     return StoreError(f"{path}: cannot {doing} ({reason})", hint=hint)
 
 
-def write_json(path: Path, data: dict[str, Any] | BaseModel) -> None:
-    """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
+def write_json(path: Path, data: dict[str, Any] | BaseModel, mode: int | None = None) -> None:
+    """Write JSON atomically: a reader sees the old file or the new one, never half of one.
+
+    `mode`: the file's permissions (default 0600, mkstemp's), set before it appears under its name."""
     payload = data.model_dump(mode="json", by_alias=True) if isinstance(data, BaseModel) else data
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,6 +45,8 @@ def write_json(path: Path, data: dict[str, Any] | BaseModel) -> None:
         raise store_failure(path, exc, "be written") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             json.dump(payload, handle, indent=2, sort_keys=False)
             handle.write("\n")
             handle.flush()

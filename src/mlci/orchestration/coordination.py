@@ -92,6 +92,9 @@ class FileCoordination(Coordination):
     def __init__(self, run: Run, stale_after: float = 15.0):
         super().__init__(run, stale_after)
         self.folder = run.dir / "claims"
+        # A worker's heartbeat thread rewrites its claims while the worker releases one: without this, a beat
+        # that read the claim before the release would write it back open (`mlci run --parallel` threads).
+        self._writing = threading.RLock()
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
@@ -116,6 +119,10 @@ class FileCoordination(Coordination):
         write_json(self.folder / f"{claim.trial}.json", {**claim.__dict__, "beat": time.time()})
 
     def claim(self, trial: int, worker: str) -> int | None:
+        with self._writing:
+            return self._claim(trial, worker)
+
+    def _claim(self, trial: int, worker: str) -> int | None:
         old = next(((c, beat) for c, beat in self._read() if c.trial == trial), None)
         takeovers = 0
         if old is not None:
@@ -127,14 +134,16 @@ class FileCoordination(Coordination):
         return takeovers
 
     def beat(self, worker: str) -> None:
-        for claim, _ in self._read():
-            if claim.worker == worker and not claim.done:
-                self._write(claim)
+        with self._writing:
+            for claim, _ in self._read():
+                if claim.worker == worker and not claim.done:
+                    self._write(claim)
 
     def release(self, trial: int, worker: str) -> None:
-        for claim, _ in self._read():
-            if claim.trial == trial and claim.worker == worker:
-                self._write(Claim(trial, worker, claim.host, True, claim.takeovers))
+        with self._writing:
+            for claim, _ in self._read():
+                if claim.trial == trial and claim.worker == worker:
+                    self._write(Claim(trial, worker, claim.host, True, claim.takeovers))
 
     def claims(self) -> list[Claim]:
         return [claim for claim, _ in self._read()]

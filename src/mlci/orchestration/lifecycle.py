@@ -11,20 +11,45 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal, Protocol
 
 from mlci.core.config import Config
 from mlci.core.errors import MlciError, UsageError
 from mlci.core.states import TrialStatus
-from mlci.core.store import CRASH_FILE, STOP_FILE, Restart, Run, Trial, TrialState, now_iso, write_trial_spec
+from mlci.core.store import (CRASH_FILE, STOP_FILE, HparamsRecord, MetricsRecord, Restart, Run, Trial, TrialState, now_iso,
+                              write_trial_spec)
 from mlci.orchestration.failures import Failure, classify, failure_reason, limit_reached
 from mlci.orchestration.oracle import RunOracle
 from mlci.runners import LaunchSpec, Runner, Status, get_runner
 from mlci.runners.logtee import cap_appended_log
+from mlci.tuning.pruning import ANSWER_FILE
 
 LOCK_NAME = ".monitor.lock"
 
 Action = Literal["alive", "restarted", "adopted", "succeeded", "pruned", "failed", "settled", "busy"]
+
+
+class Events(Protocol):
+    """What the pipeline tells the person watching (the CLI draws it; the core never prints)."""
+
+    def notice(self, text: str) -> None: ...
+    def trial_started(self, trial: Trial, hparams: HparamsRecord) -> None: ...
+    def trial_progress(self, trial: Trial, epoch: int, epochs: int | None, value: float | None) -> None: ...
+    def trial_finished(self, trial: Trial, metrics: MetricsRecord | None, state: TrialState) -> None: ...
+
+
+class QuietEvents:
+    def notice(self, text: str) -> None:
+        pass
+
+    def trial_started(self, trial, hparams) -> None:
+        pass
+
+    def trial_progress(self, trial, epoch, epochs, value) -> None:
+        pass
+
+    def trial_finished(self, trial, metrics, state) -> None:
+        pass
 
 
 # ----------------------------------------------------------------------------- what the store says
@@ -50,8 +75,9 @@ def checkpoint_epoch(trial: Trial) -> int | None:
     for meta in [trial.checkpoints / "keras" / "training_metadata.json", *reversed(fits)]:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             return int(json.loads(meta.read_text())["epoch"])
-    saved = [int(p.stem.split("-")[-1]) for p in (trial.checkpoints / "sklearn").glob("epoch-*.joblib")
-             if p.stem.split("-")[-1].isdigit()]
+    saved = [int(p.stem.split("-")[-1]) for p in [*(trial.checkpoints / "sklearn").glob("epoch-*.joblib"),
+                                                   *(trial.checkpoints / "torch").glob("epoch-*.pt")]
+             if p.stem.split("-")[-1].isdigit()]  # a scikit-learn estimator's or a PyTorch module's epochs
     if saved:
         return max(saved)
     epoch = heartbeat(trial).get("epoch")
@@ -257,8 +283,11 @@ def follow(run: Run, trial: Trial, runner: Runner, handle: str, config: Config, 
     stale_after = config.monitor.heartbeat_timeout
     last_epoch = -1
     last_check = 0.0
+    relay = _relay(trial, runner, events)
     while True:
         status = runner.wait(handle, timeout=poll)
+        if relay is not None:
+            relay.poll()
         beat = heartbeat(trial)
         if beat.get("epoch", -1) != last_epoch:
             last_epoch = beat.get("epoch", 0)
@@ -282,6 +311,7 @@ def follow(run: Run, trial: Trial, runner: Runner, handle: str, config: Config, 
         if verdict.action in ("restarted", "adopted") and verdict.handle:
             handle = verdict.handle
             last_epoch = -1
+            relay = _relay(trial, runner, events)
             continue
         if verdict.action == "settled":  # closed by another process: make the best trial current here too
             RunOracle(run).tell(trial)
@@ -294,7 +324,17 @@ def follow(run: Run, trial: Trial, runner: Runner, handle: str, config: Config, 
         return verdict.state
 
 
-def adopt(run: Run, trial: Trial, runner: Runner, config: Config, events: Any = None) -> str | None:
+def _relay(trial: Trial, runner: Runner, events: Any):
+    """Relayed pruning for a trial that cannot reach its study (a container): None when not needed."""
+    if not getattr(runner, "relays_pruning", False):
+        return None
+    from mlci.tuning.pruning import PruningRelay
+
+    return PruningRelay.attach(trial, echo=lambda text: notice(events, text))
+
+
+def adopt(run: Run, trial: Trial, runner: Runner, config: Config, events: Any = None,
+          note: str = "found dead after the orchestrator stopped") -> str | None:
     """A trial left "running" by an orchestrator that died: its live handle, or a relaunch; None once closed."""
     state = trial.state()
     handle = handle_of(state)
@@ -313,8 +353,7 @@ def adopt(run: Run, trial: Trial, runner: Runner, config: Config, events: Any = 
         if hung and watcher is not runner:  # settle() would stop it with the wrong runner
             watcher.kill(handle)
             hung = False
-    verdict = settle(run, trial, runner, config, handle, status, events=events, hung=hung,
-                     note="found dead after the orchestrator stopped")
+    verdict = settle(run, trial, runner, config, handle, status, events=events, hung=hung, note=note)
     return verdict.handle if verdict.action in ("restarted", "adopted") else None
 
 # ----------------------------------------------------------------------------- launching
@@ -337,6 +376,8 @@ def launch_trial(run: Run, trial: Trial, runner: Runner, config: Config) -> str:
     (trial.dir / "error.txt").unlink(missing_ok=True)
     (trial.dir / CRASH_FILE).unlink(missing_ok=True)
     (trial.dir / STOP_FILE).unlink(missing_ok=True)
+    (trial.dir / ANSWER_FILE).unlink(missing_ok=True)  # the pruning answers of an earlier attempt
+    _relay(trial, runner, None)  # announced before the container starts: the harness waits for answers at once
     handle = runner.start(spec_for(run, trial, config))
     state = trial.state()
     trial.write_state(state.model_copy(update={
@@ -345,3 +386,22 @@ def launch_trial(run: Run, trial: Trial, runner: Runner, config: Config) -> str:
         "started_at": state.started_at or now_iso(), "launched_at": time.time(), "ended_at": None, "exit_code": None,
         "reason": None}))
     return handle
+
+
+# ----------------------------------------------------------------------------- starting a trial, for a driver
+
+
+def start_trial(run: Run, oracle: RunOracle, trial: Trial, runner: Runner, config: Config,
+                events: Events) -> str | None:
+    """Launch `trial`, or follow it if a stopped process left it running (relaunched if dead); None once closed."""
+    oracle.start()
+    events.trial_started(trial, trial.hparams())
+    if oracle.trial_status(trial) == TrialStatus.RUNNING:
+        return adopt(run, trial, runner, config, events)
+    return launch_trial(run, trial, runner, config)
+
+
+def failed_on(oracle: RunOracle, trial: Trial, state: TrialState, events: Events) -> None:
+    """A failed trial that does not end the run is said once; one that ends it is the run's error."""
+    if state.status == TrialStatus.FAILED and oracle.failure() is None:
+        events.notice(f"trial {trial.number} failed ({state.reason}); moving on to the next proposal")

@@ -5,44 +5,19 @@ the Jenkins jobs drive the same oracle one step per build, so both end in the sa
 """
 from __future__ import annotations
 
-import queue
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from mlci.core.config import Config
 from mlci.core.errors import MlciError, trial_failure
 from mlci.core.states import DoneReason, TrialStatus
-from mlci.core.store import HparamsRecord, MetricsRecord, Run, RunStore, Trial, TrialState, store_failure
-from mlci.orchestration.lifecycle import adopt, follow, launch_trial
+from mlci.core.store import Run, RunStore, Trial, store_failure
+from mlci.orchestration.lifecycle import Events, QuietEvents, adopt, failed_on, follow, start_trial
 from mlci.orchestration.oracle import Action, Outcome, RunOracle, Step
 from mlci.orchestration.runs import prepare_run
 from mlci.runners import Runner, get_runner
 from mlci.tuning.tweak import script_knobs
-
-
-class Events(Protocol):
-    """What the pipeline tells the person watching (the CLI draws it; the core never prints)."""
-
-    def notice(self, text: str) -> None: ...
-    def trial_started(self, trial: Trial, hparams: HparamsRecord) -> None: ...
-    def trial_progress(self, trial: Trial, epoch: int, epochs: int | None, value: float | None) -> None: ...
-    def trial_finished(self, trial: Trial, metrics: MetricsRecord | None, state: TrialState) -> None: ...
-
-
-class QuietEvents:
-    def notice(self, text: str) -> None:
-        pass
-
-    def trial_started(self, trial, hparams) -> None:
-        pass
-
-    def trial_progress(self, trial, epoch, epochs, value) -> None:
-        pass
-
-    def trial_finished(self, trial, metrics, state) -> None:
-        pass
 
 
 @dataclass
@@ -53,25 +28,6 @@ class PipelineResult:
     @property
     def exit_code(self) -> int:
         return self.outcome.exit_code
-
-
-# ----------------------------------------------------------------------------- one trial
-
-
-def start_trial(run: Run, oracle: RunOracle, trial: Trial, runner: Runner, config: Config,
-                events: Events) -> str | None:
-    """Launch `trial`, or follow it if a stopped process left it running (relaunched if dead); None once closed."""
-    oracle.start()
-    events.trial_started(trial, trial.hparams())
-    if oracle.trial_status(trial) == TrialStatus.RUNNING:
-        return adopt(run, trial, runner, config, events)
-    return launch_trial(run, trial, runner, config)
-
-
-def _failed_on(oracle: RunOracle, trial: Trial, state: TrialState, events: Events) -> None:
-    """A failed trial that does not end the run is said once; one that ends it is the run's error."""
-    if state.status == TrialStatus.FAILED and oracle.failure() is None:
-        events.notice(f"trial {trial.number} failed ({state.reason}); moving on to the next proposal")
 
 
 # ----------------------------------------------------------------------------- the run
@@ -158,50 +114,12 @@ def _serial(run: Run, oracle: RunOracle, runner: Runner, config: Config, events:
                 events.notice(knobs)
         handle = start_trial(run, oracle, trial, runner, config, events)
         state = follow(run, trial, runner, handle, config, events) if handle else trial.state()
-        _failed_on(oracle, trial, state, events)
+        failed_on(oracle, trial, state, events)
 
 
 def _parallel(run: Run, oracle: RunOracle, runner: Runner, config: Config, events: Events) -> Step:
-    """`parallel` trials train at once against the same study; each is followed by its own thread."""
-    finished: queue.Queue = queue.Queue()
-    active: dict[int, threading.Thread] = {}
-    fatal: BaseException | None = None
-    done = False
+    """`parallel` trials at once: the farm's loop (`mlci worker`), run by that many local workers."""
+    from mlci.orchestration.farm import work_together
 
-    def watch(trial: Trial, handle: str | None) -> None:
-        try:
-            state = follow(run, trial, runner, handle, config, events) if handle else trial.state()
-            finished.put((trial, state, None))
-        except BaseException as exc:  # handed to the main thread, which decides
-            finished.put((trial, None, exc))
-
-    while True:
-        while fatal is None and not done and len(active) < config.parallel:
-            step = oracle.next(busy=set(active))
-            if step.action is Action.DONE:
-                done = True  # the trials still training finish first; the oracle then writes the verdict
-                break
-            trial = step.trial
-            handle = start_trial(run, oracle, trial, runner, config, events)
-            # Daemon threads: Ctrl-C ends mlci at once; the trials go on and the next `mlci run` collects them.
-            thread = threading.Thread(target=watch, args=(trial, handle), name=f"mlci-trial-{trial.number}",
-                                      daemon=True)
-            active[trial.number] = thread
-            thread.start()
-        if not active:
-            break
-        while True:
-            try:  # a timeout keeps Ctrl-C deliverable to this thread
-                trial, state, error = finished.get(timeout=0.5)
-                break
-            except queue.Empty:
-                continue
-        active.pop(trial.number, None)
-        if error is not None:
-            fatal = fatal or error
-        else:
-            _failed_on(oracle, trial, state, events)
-            done = done or oracle.ask(busy=set(active), create=False).reason == DoneReason.TRIAL_FAILED
-    if fatal is not None:
-        raise fatal
+    work_together(run, config.parallel, runner=runner, events=events)
     return oracle.next()

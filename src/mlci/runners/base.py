@@ -64,6 +64,9 @@ class Status:
 
 class Runner(abc.ABC):
     name: str = "runner"
+    # True: the trial cannot reach the study (a container without network or credentials); its follower relays
+    # its epochs to the study and answers the pruner's decision (mlci.tuning.pruning.PruningRelay)
+    relays_pruning: bool = False
 
     @abc.abstractmethod
     def start(self, spec: LaunchSpec) -> str:

@@ -25,6 +25,7 @@ from mlci.runners.base import LaunchSpec, Runner, Status
 from mlci.runners.engine import connect, engine_address, engine_answers  # noqa: F401  (engine_answers: re-exported)
 from mlci.runners.engine import reason as _reason
 from mlci.runners.images import FRAMEWORK_LABEL, NO_REGISTRY_NOTE, build_command
+from mlci.tuning.pruning import RELAY_ENV
 
 LABEL_RUN, LABEL_TRIAL, LABEL_MODEL = "mlci.run", "mlci.trial", "mlci.model"
 TRIAL_MOUNT = "/trial"  # the trial folder, writable; its work/ (a copy of the model's folder) is the cwd
@@ -50,6 +51,7 @@ MIN_MEMORY = 64 * 1024**2  # below this not even the Python interpreter of the h
 
 class DockerRunner(Runner):
     name = "docker"
+    relays_pruning = True  # the study's address and password never enter the container
 
     def __init__(self, client: docker.DockerClient | None = None):
         self.client = client or connect()
@@ -74,7 +76,7 @@ class DockerRunner(Runner):
         command = ["python", "-m", "mlci.runners.logtee", f"{TRIAL_MOUNT}/{LOG_NAME}", "--",
                    "mlci", *spec.harness_args(TRIAL_MOUNT, model_file)]
         env = {**spec.env, "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "KERAS_HOME": "/tmp/keras",
-               "PYTHONUNBUFFERED": "1", "MLCI_TRIAL_DIR": TRIAL_MOUNT}
+               "PYTHONUNBUFFERED": "1", "MLCI_TRIAL_DIR": TRIAL_MOUNT, RELAY_ENV: "relay"}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         try:
             container = self.client.containers.run(

@@ -29,6 +29,9 @@ PRELOAD = {
     "sklearn": ("numpy", "scipy.sparse", "sklearn.base", "sklearn.metrics", "sklearn.model_selection",
                 "sklearn.neighbors", "sklearn.linear_model", "sklearn.ensemble", "sklearn.svm", "sklearn.tree",
                 "sklearn.datasets", "joblib", "mlci.harness.sklearn_fit"),
+    # importing torch starts no thread pool (its first operation does), so a fork of the worker is safe;
+    # torch._dynamo is what the first optimizer (and use_deterministic_algorithms) imports (bench/overhead.py)
+    "torch": ("numpy", "torch", "torch.nn", "torch.optim", "torch._dynamo", "mlci.harness.torch_fit"),
 }
 COMMON = ("mlci.cli", "mlci.cli.pipeline", "mlci.harness.train", "mlci.harness.data", "mlci.harness.script")
 
@@ -69,6 +72,9 @@ def preload(framework: str) -> float:
     started = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as `mlci train` sets it, before TensorFlow reads it
+    from mlci.harness.common import passive_openmp
+
+    passive_openmp()  # as `mlci train` does, before torch is imported
     for name in (*PRELOAD.get(framework, ()), *COMMON):
         try:
             importlib.import_module(name)

@@ -4,6 +4,7 @@ Optuna is imported inside the functions, so importing this module never needs it
 """
 from __future__ import annotations
 
+import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -29,15 +30,28 @@ def quiet_optuna() -> Any:
     return optuna
 
 
+# A database server's storage, one per URL and process: opening one (an engine, its pool, the schema check)
+# costs more than an ask; a worker asks under the run's guard, so this time is every other worker's wait.
+# Not for SQLite: a study.db file may be removed and made again, and a pooled connection would keep the old one.
+_SERVERS: dict[tuple[int, str], Any] = {}
+
+
 def open_storage(url: str) -> Any:
     """An RDB storage; SQLite waits for a lock rather than failing when trials write at once."""
     optuna = quiet_optuna()
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    server = not url.startswith("sqlite")
+    key = (os.getpid(), url)  # a forked process opens its own: a pool's connections are not shared across a fork
+    if server and key in _SERVERS:
+        return _SERVERS[key]
+    kwargs = {"pool_pre_ping": True} if server else {"connect_args": {"timeout": 60}}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     except Exception as exc:  # SQLAlchemy raises many kinds: a bad URL, a missing driver, no server
         raise ConfigError(f"storage = {url!r} cannot be opened ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
                           hint="use a SQLAlchemy URL such as sqlite:///study.db or postgresql://user@host/db") from None
+    if server:
+        _SERVERS[key] = storage
+    return storage
 
 
 def make_pruner(spec: dict[str, Any] | None) -> Any:
