@@ -7,6 +7,7 @@ and writes bench/results/mutation.json. Not part of CI: it takes minutes. Run it
 
     nice -n 15 .venv/bin/python bench/mutation.py            # every module
     nice -n 15 .venv/bin/python bench/mutation.py store oracle
+    nice -n 15 .venv/bin/python bench/mutation.py store --resume     # after a stop, or after new tests
 """
 from __future__ import annotations
 
@@ -47,8 +48,10 @@ TARGETS = {
                                           keyword="not launch_answers"),
     "states": Target(("src/mlci/core/states.py",),
                      ("tests/core/test_objective.py", "tests/orchestration/test_oracle.py")),
-    "store": Target(("src/mlci/core/store.py",), ("tests/core/test_store.py", "tests/orchestration/test_oracle.py")),
-    "outbox (notify)": Target(("src/mlci/integrations/notify.py",), ("tests/integrations/test_notify.py",)),
+    "store": Target(("src/mlci/core/store.py", "src/mlci/core/_files.py"),
+                    ("tests/core/test_store.py", "tests/orchestration/test_oracle.py"), keyword="not launch_answers"),
+    "outbox (notify)": Target(("src/mlci/integrations/notify.py",), ("tests/integrations/test_notify.py",),
+                              keyword="not wrong_password and not cli_ and not if_ended"),
     "failure classes": Target(("src/mlci/orchestration/failures.py",), ("tests/orchestration/test_failures.py",)),
     "detection rules": Target(("src/mlci/source/_detect_vocab.py", "src/mlci/source/detect.py",
                                "src/mlci/source/_detect_ast.py"),
@@ -77,28 +80,8 @@ def mutmut_section(target: Target) -> str:
             f"pytest_add_cli_args_test_selection =\n    {tests}\n")
 
 
-def measure(name: str, target: Target, workdir: Path, timeout: float) -> dict:
-    copy = workdir / re.sub(r"\W+", "-", name)
-    shutil.rmtree(copy, ignore_errors=True)
-    copy.mkdir(parents=True)
-    for item in COPIED:
-        source = ROOT / item
-        if source.is_dir():
-            shutil.copytree(source, copy / item, symlinks=True,
-                            ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "mutants"))
-        elif source.exists():
-            shutil.copy2(source, copy / item)
-    with open(copy / "setup.cfg", "a", encoding="utf-8") as handle:
-        handle.write(mutmut_section(target))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
-    started = time.monotonic()
-    # only the scored functions' mutants are run (mutmut's names: module.x_function, module.xǁClassǁmethod)
-    modules = [file.removeprefix("src/").removesuffix(".py").replace("/", ".") for file in target.files]
-    only = [pattern for module in modules for function in target.functions or ()
-            for pattern in (f"{module}.x_{function}__mutmut_*", f"{module}.xǁ*ǁ{function}__mutmut_*")]
-    run = subprocess.run([str(MUTMUT), "run", "--max-children", "1", *only], cwd=copy, env=env, capture_output=True,
-                         text=True, timeout=timeout)
-    seconds = time.monotonic() - started
+def verdicts(copy: Path, target: Target, env: dict) -> dict[str, str]:
+    """mutmut's verdict on each mutant of the copy (of the scored functions only, where the target names them)."""
     listed = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=copy, env=env, capture_output=True,
                             text=True, timeout=120).stdout
     mutants = {}
@@ -108,6 +91,52 @@ def measure(name: str, target: Target, workdir: Path, timeout: float) -> dict:
             mutants[match.group(1)] = match.group(2)
     if target.functions is not None:
         mutants = {key: value for key, value in mutants.items() if function_of(key) in target.functions}
+    return mutants
+
+
+def copy_tree(copy: Path, items: tuple[str, ...]) -> None:
+    for item in items:
+        source = ROOT / item
+        if source.is_dir():
+            shutil.rmtree(copy / item, ignore_errors=True)
+            shutil.copytree(source, copy / item, symlinks=True,
+                            ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache", "mutants"))
+        elif source.exists():
+            shutil.copy2(source, copy / item)
+
+
+def measure(name: str, target: Target, workdir: Path, timeout: float, resume: bool = False) -> dict:
+    copy = workdir / re.sub(r"\W+", "-", name)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
+    # only the scored functions' mutants are run (mutmut's names: module.x_function, module.xǁClassǁmethod)
+    modules = [file.removeprefix("src/").removesuffix(".py").replace("/", ".") for file in target.files]
+    only = [pattern for module in modules for function in target.functions or ()
+            for pattern in (f"{module}.x_{function}__mutmut_*", f"{module}.xǁ*ǁ{function}__mutmut_*")]
+    batches = [only]
+    if resume and (copy / "mutants").is_dir():
+        # the tests as they are now, in the copy and in mutmut's: every verdict stands, the mutants not run yet
+        # are run, then the survivors again (mutmut runs a mutant named on its command line anew)
+        copy_tree(copy, ("tests",))
+        copy_tree(copy / "mutants", ("tests",))
+        survivors = [key for key, result in verdicts(copy, target, env).items() if result not in ("killed", "timeout")]
+        batches += [survivors] if survivors else []
+    else:
+        shutil.rmtree(copy, ignore_errors=True)
+        copy.mkdir(parents=True)
+        copy_tree(copy, COPIED)
+        with open(copy / "setup.cfg", "a", encoding="utf-8") as handle:
+            handle.write(mutmut_section(target))
+    started = time.monotonic()
+    for names in batches:
+        run = subprocess.run([str(MUTMUT), "run", "--max-children", "1", *names], cwd=copy, env=env,
+                             capture_output=True, text=True, timeout=timeout)
+    return result_of(name, target, copy, time.monotonic() - started, run)
+
+
+def result_of(name: str, target: Target, copy: Path, seconds: float, run: subprocess.CompletedProcess) -> dict:
+    """The module's score from mutmut's verdicts in its copy, with the diff of every survivor."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"}
+    mutants = verdicts(copy, target, env)
     survivors = []
     for key, result in sorted(mutants.items()):
         if result not in ("killed", "timeout"):  # a mutant that makes a test hang is caught (mutmut counts it so)
@@ -129,6 +158,9 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "mlci-mutation")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per module")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "mutation.json")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the copy of an earlier (or stopped) run: its verdicts stand; run the mutants it did "
+                             "not reach and its survivors again, with the tests of the checkout as they are now")
     args = parser.parse_args()
     if not MUTMUT.exists():
         print(f"mutmut not found at {MUTMUT}: pip install -e '.[mutation]'", file=sys.stderr)
@@ -142,7 +174,7 @@ def main() -> int:
     results = []
     for name in chosen:
         console.print(f"[bold]{name}[/]: mutating {', '.join(TARGETS[name].files)} ...")
-        result = measure(name, TARGETS[name], args.workdir, args.timeout)
+        result = measure(name, TARGETS[name], args.workdir, args.timeout, args.resume)
         results.append(result)
         save(args.out, [result])  # module by module: a long run stopped early keeps what it measured
         for survivor in result["survivors"]:

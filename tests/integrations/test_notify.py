@@ -52,9 +52,36 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     return AuthResult(success=ok, handled=False)
 
 
+class Looking(Inbox):
+    """Calls `look` as each message arrives and keeps what it returns (what the disk held then)."""
+
+    def __init__(self, look):
+        super().__init__()
+        self.look, self.seen = look, []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.seen.append(self.look())
+        return await super().handle_DATA(server, session, envelope)
+
+
+class LostReply(Inbox):
+    """Keeps each of the first `lose` messages, then drops the connection before its reply: the client cannot
+    know that the server kept it."""
+
+    def __init__(self, lose: int):
+        super().__init__()
+        self.lose = lose
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = await super().handle_DATA(server, session, envelope)
+        if len(self.messages) <= self.lose:
+            server.transport.abort()
+        return reply
+
+
 class SmtpServer:
-    def __init__(self, port: int | None = None, **kwargs):
-        self.inbox = Inbox()
+    def __init__(self, port: int | None = None, inbox: Inbox | None = None, **kwargs):
+        self.inbox = inbox or Inbox()
         self.port = port or free_port()
         self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **kwargs)
 
@@ -87,9 +114,10 @@ def server_tls(certificate) -> ssl.SSLContext:
 
 
 class WebhookServer:
-    """http.server on loopback; answers each POST with the next status of `statuses` (then 200)."""
+    """http.server on loopback; answers each POST with the next status of `statuses` (then 200). `look`, if
+    given, is called as each POST arrives; what it returns is kept with the request (what the disk held then)."""
 
-    def __init__(self, statuses: list[int] | None = None):
+    def __init__(self, statuses: list[int] | None = None, look=None):
         self.requests: list[dict] = []
         statuses = list(statuses or [])
         received = self.requests
@@ -97,7 +125,8 @@ class WebhookServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append({"path": self.path, "headers": dict(self.headers), "json": json.loads(body)})
+                received.append({"path": self.path, "headers": dict(self.headers), "json": json.loads(body),
+                                 "seen": look() if look else None})
                 status = statuses.pop(0) if statuses else 200
                 self.send_response(status)
                 self.end_headers()
@@ -198,7 +227,7 @@ def test_email_arrives_with_text_html_attachment_and_the_outcome_in_the_subject(
     stored = outbox_message(run)
     assert stored["deliveries"]["email"]["status"] == "sent" and stored["deliveries"]["email"]["attempts"] == 1
     assert message["Message-ID"] == stored["message_id"]
-    assert result.ok and len(result.sent) == 1
+    assert result.ok and len(result.sent) == 1 and result.messages == [run.outbox / "success.json"]
     assert any("sent '✅ mnist_cnn" in line for line in lines)
 
 
@@ -250,12 +279,14 @@ def test_server_down_keeps_the_message_and_flush_delivers_it_once(tmp_path):
     assert f"kept in {run.outbox / 'success.json'}" in str(error) and "mlci notify --flush --run mnist_cnn-0123456789" in str(error)
     assert "\n" not in str(error)
     assert sum("retrying in" in line for line in lines) == 2
+    assert lines[-1] == f"notify: email: not delivered, kept in {run.outbox / 'success.json'}"
     stored = outbox_message(run)
     assert stored["deliveries"]["email"]["status"] == "pending" and stored["deliveries"]["email"]["attempts"] == 3
     assert "Subject: =?utf-8?" in stored["email"]  # the whole message is in the outbox before any send
 
-    with pytest.raises(NotifyError, match=r"unreachable \(Connection refused\) \(after 3 attempts\)"):
+    with pytest.raises(NotifyError, match=r"unreachable \(Connection refused\) \(after 3 attempts\)") as still:
         flush(run, config=config)  # still down: this call's attempts are counted, the record keeps all
+    assert still.value.one_line().endswith("; send it later with `mlci notify --flush --run mnist_cnn-0123456789`")
     assert outbox_message(run)["deliveries"]["email"]["attempts"] == 6
 
     with SmtpServer(port=port) as server:
@@ -404,7 +435,8 @@ def test_webhook_5xx_is_retried_and_4xx_is_not(tmp_path):
     with WebhookServer(statuses=[503]) as hook:
         result = notify(run, config=NotifyConfig(webhook_url=hook.url, retries=2, backoff=0.01))
     assert len(hook.requests) == 2 and result.ok
-    assert outbox_message(run)["deliveries"]["webhook"]["attempts"] == 2
+    delivery = outbox_message(run)["deliveries"]["webhook"]
+    assert delivery["attempts"] == 2 and delivery["last_error"] is None  # delivered: the 503 is history
 
     other = make_run(tmp_path / "other")
     with WebhookServer(statuses=[404, 404, 404]) as hook:
@@ -525,3 +557,398 @@ def test_if_ended_announces_an_ended_run_and_leaves_a_running_one_alone(tmp_path
     assert (ended.dir / "report.html").exists()  # every announcement comes with the report
     refused = run_cli(["--run", ended.id, "--home", str(tmp_path / "b"), "--if-ended", "--event", "success"], {})
     assert refused.returncode == 2 and "--if-ended announces the event the run ended with" in refused.stderr
+
+
+# ----------------------------------------------------------------------------- what the mutation score found untested
+
+
+def test_each_retry_says_its_delay_doubling_and_which_attempt_comes(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    lines: list[str] = []
+    with pytest.raises(NotifyError):
+        notify(run, config=smtp_config(free_port(), retries=2, backoff=0.01), echo=lines.append)
+    retries = [line.split("; ")[-1] for line in lines if "retrying" in line]
+    assert retries == ["retrying in 0.01s (attempt 2 of 3)", "retrying in 0.02s (attempt 3 of 3)"]
+
+
+def test_a_notify_waiting_too_long_for_the_outbox_lock_gives_up_and_sends_nothing(tmp_path, monkeypatch):
+    import mlci.integrations.notify as notifying
+    from mlci.core.store import file_lock
+
+    monkeypatch.setattr(notifying, "LOCK_WAIT", 0.4)  # 300 s in use: the other sender is stuck, not slow
+    run = make_run(tmp_path, plot=False)
+    with WebhookServer() as hook:
+        with file_lock(run.outbox / ".lock", timeout=0, busy=RuntimeError("held")):  # another mlci notify
+            with pytest.raises(NotifyError) as caught:
+                notify(run, config=NotifyConfig(webhook_url=hook.url))
+        assert hook.requests == []
+    assert caught.value.one_line() == (f"{run.outbox} is locked by another mlci notify for 0s; wait for it, then run "
+                                       "`mlci notify --flush`")
+    assert not (run.outbox / "success.json").exists()
+
+
+def test_two_channels_failing_are_one_line_naming_the_first_and_counting_the_other(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    with WebhookServer(statuses=[404]) as hook:
+        config = smtp_config(free_port(), retries=0).model_copy(update={"webhook_url": hook.url})
+        with pytest.raises(NotifyError) as caught:
+            notify(run, config=config)
+    line = caught.value.one_line()
+    assert line.startswith("'success' of run mnist_cnn-0123456789 not delivered by email: SMTP 127.0.0.1:")
+    assert "unreachable (Connection refused) (after 1 attempt); kept in " in line
+    assert "(and 1 more); send it later with `mlci notify --flush --run mnist_cnn-0123456789`" in line
+    assert "\n" not in line
+
+
+def test_an_event_already_sent_says_when_and_by_which_channel(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    lines: list[str] = []
+    with WebhookServer() as hook:
+        notify(run, config=NotifyConfig(webhook_url=hook.url))
+        again = notify(run, config=NotifyConfig(webhook_url=hook.url), echo=lines.append)
+    sent_at = outbox_message(run)["deliveries"]["webhook"]["sent_at"]
+    assert lines == [f"notify: 'success' of run mnist_cnn-0123456789 was already sent (webhook at {sent_at}); "
+                     "not sending it again"]
+    assert again.already_sent == ["mnist_cnn-0123456789/success"] and again.ok and again.sent == []
+    assert again.messages == [run.outbox / "success.json"]
+
+
+def test_a_flush_with_nothing_pending_says_so(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    lines: list[str] = []
+    notify(run, config=NotifyConfig())  # written, no channel: nothing to send
+    result = flush(RunStore(tmp_path), config=NotifyConfig(), echo=lines.append)
+    assert lines == ["notify: nothing pending in the outbox"] and result.ok and result.sent == []
+
+
+def test_an_unknown_event_or_a_trial_without_trial_failed_is_refused_before_anything_is_written(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    with pytest.raises(UsageError) as unknown:
+        notify(run, "party", config=NotifyConfig())
+    assert unknown.value.one_line() == ("unknown event 'party'; use one of success, budget-exhausted, trial-failed, "
+                                        "pipeline-error")
+    with pytest.raises(UsageError) as trial:
+        notify(run, "success", config=NotifyConfig(), trial=1)
+    assert trial.value.one_line() == "--trial goes with --event trial-failed only"
+    assert not run.outbox.exists()
+
+
+def test_the_message_is_in_the_outbox_before_the_webhook_is_called(tmp_path):
+    """A crash during the POST leaves the message to flush: it is on disk, pending, before any byte goes."""
+    run = make_run(tmp_path, plot=False)
+
+    def outbox():
+        path = run.outbox / "success.json"
+        return json.loads(path.read_text())["deliveries"] if path.exists() else None
+
+    with WebhookServer(look=outbox) as hook:
+        notify(run, config=NotifyConfig(webhook_url=hook.url))
+    assert [request["seen"] for request in hook.requests] == [{"webhook": {
+        "status": "pending", "attempts": 0, "last_error": None, "sent_at": None, "sent_to": None, "stage": None,
+        "stage_at": None, "message_id": None}}]
+
+
+def test_a_lost_reply_is_one_line_and_the_message_is_sent_again_only_when_asked(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    path = run.outbox / "success.json"
+    lines: list[str] = []
+    with SmtpServer(inbox=LostReply(lose=1)) as server:
+        config = smtp_config(server.port, retries=2)
+        with pytest.raises(NotifyError) as lost:
+            notify(run, config=config, echo=lines.append)
+        stored = outbox_message(run)
+        delivery = stored["deliveries"]["email"]
+        assert (delivery["status"], delivery["attempts"], len(server.inbox.messages)) == ("unconfirmed", 1, 1)
+        hint = f"`mlci notify --flush --resend-unconfirmed --run {run.id}`; kept in {path}"
+        assert lost.value.one_line() == (
+            f"'success' of run {run.id} by email: the message went to the server but its reply was lost "
+            f"({delivery['last_error']}); it is probably delivered and is not sent again (Message-ID "
+            f"{stored['message_id']}); if it never arrives: {hint}; send it later with `mlci notify --flush --run "
+            f"{run.id}`")
+        assert lines[-1] == f"notify: email: delivery unconfirmed, not resent: {path}"
+
+        lines.clear()
+        assert flush(run, config=config, echo=lines.append).ok  # not resent unless asked
+        assert len(server.inbox.messages) == 1
+        assert lines == [f"notify: 'success' of run {run.id} by email is unconfirmed (sent at {delivery['stage_at']}, "
+                         "reply lost): not sent again; --resend-unconfirmed sends it anew",
+                         "notify: nothing pending in the outbox"]
+
+        lines.clear()
+        assert notify(run, config=config, echo=lines.append).already_sent == [f"{run.id}/success"]
+        assert lines == [f"notify: 'success' of run {run.id} was already sent (email unconfirmed at "
+                         f"{delivery['stage_at']} (--flush --resend-unconfirmed sends it anew)); not sending it again"]
+
+        # a process stopped after the message went and before its reply: on disk at data-sent, still pending
+        stopped = {**stored, "deliveries": {"email": {**delivery, "status": "pending", "last_error": None}}}
+        path.write_text(json.dumps(stopped))
+        with pytest.raises(NotifyError, match=r"'success' of run mnist_cnn-0123456789 by email: the message went to the "
+                                              r"server but its reply was lost \(the process stopped\); it is probably"):
+            notify(run, config=config)
+        assert len(server.inbox.messages) == 1 and outbox_message(run)["deliveries"]["email"]["status"] == "unconfirmed"
+
+        lines.clear()
+        result = flush(run, config=config, resend_unconfirmed=True, echo=lines.append)
+    assert result.ok and len(result.sent) == 1 and len(server.inbox.messages) == 2
+    delivery = outbox_message(run)["deliveries"]["email"]
+    assert delivery["status"] == "sent"
+    assert lines == [f"notify: email: sent '{stored['subject']}' to {delivery['sent_to']}"]  # and nothing else
+    assert server.inbox.messages[1]["message"]["Message-ID"] == stored["message_id"]  # the same message, again
+
+
+def test_without_a_channel_mlci_run_gets_one_line_and_mlci_notify_the_whole_message(tmp_path):
+    run = make_run(tmp_path / "a", plot=False)
+    lines: list[str] = []
+    notify(run, config=NotifyConfig(), echo=lines.append, full_text=False)  # `mlci run` printed its summary
+    subject = outbox_message(run)["subject"]
+    assert lines == [f"notify: no channel in [notify] (smtp_host, webhook_url): '{subject}' kept in "
+                     f"{run.outbox / 'success.json'}"]
+    other = make_run(tmp_path / "b", plot=False)
+    lines.clear()
+    notify(other, config=NotifyConfig(), echo=lines.append)
+    text = outbox_message(other)["text"]
+    assert lines == ["notify: no channel in [notify] (smtp_host, webhook_url): the message stays in the outbox and "
+                     "is shown here only", *(f"  {line}" for line in text.splitlines())]
+
+
+def test_a_store_wide_flush_passes_runs_without_an_outbox_and_damaged_ones(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    with pytest.raises(NotifyError):  # the hook is down: the message stays pending
+        notify(run, config=NotifyConfig(webhook_url=f"http://127.0.0.1:{free_port()}/x", retries=0))
+    store = RunStore(tmp_path)
+    quiet, broken = (store.open_run(RunRecord(run_id=run_id, model_name="other", model_file=str(tmp_path / "o.py"),
+                                              source_dir=str(tmp_path), content_hash="d" * 64, status="met"))
+                     for run_id in ("a-quiet-run", "b-broken-run"))
+    for age, older in enumerate((quiet, broken)):  # listed before the run with the pending message
+        os.utime(older.record_path, (1_000_000 + age, 1_000_000 + age))
+    broken.outbox.mkdir()
+    (broken.outbox / "success.json").write_text("[]")
+    lines: list[str] = []
+    with WebhookServer() as hook:
+        with pytest.raises(NotifyError) as caught:
+            flush(store, config=NotifyConfig(webhook_url=hook.url), echo=lines.append)
+    assert [request["json"]["run_id"] for request in hook.requests] == [run.id]
+    damage = (f"{broken.outbox / 'success.json'}: outbox message must be a JSON object; delete it and run "
+              "`mlci notify` again to write it anew")
+    assert f"notify: run b-broken-run skipped: {damage}" in lines
+    assert caught.value.one_line() == f"{damage}; send it later with `mlci notify --flush`"
+    with pytest.raises(NotifyError) as one:  # one run asked for: its damage is the error itself
+        flush(broken, config=NotifyConfig(webhook_url=hook.url))
+    assert one.value.one_line() == damage
+
+
+def test_an_email_added_after_the_webhook_and_left_unconfirmed_is_resent_when_asked(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    with WebhookServer() as hook, SmtpServer(inbox=LostReply(lose=1)) as server:
+        notify(run, config=NotifyConfig(webhook_url=hook.url))  # the webhook first: it comes first in the record
+        both = smtp_config(server.port).model_copy(update={"webhook_url": hook.url})
+        with pytest.raises(NotifyError, match="reply was lost"):
+            notify(run, config=both)
+        assert list(outbox_message(run)["deliveries"]) == ["webhook", "email"]
+        flush(run, config=both, resend_unconfirmed=True)
+    assert len(hook.requests) == 1 and len(server.inbox.messages) == 2
+    assert {name: d["status"] for name, d in outbox_message(run)["deliveries"].items()} == {"webhook": "sent",
+                                                                                          "email": "sent"}
+
+
+def test_a_flush_sends_every_pending_message_of_a_run_past_those_already_sent(tmp_path):
+    run = make_run(tmp_path, plot=False, failed_trial=True)
+    with WebhookServer() as hook:
+        notify(run, "success", config=NotifyConfig(webhook_url=hook.url))  # success.json: sent
+        down = NotifyConfig(webhook_url=f"http://127.0.0.1:{free_port()}/x", retries=0)
+        with pytest.raises(NotifyError):
+            notify(run, "trial-failed", config=down)  # trial-failed-3.json, after it: pending
+        result = flush(run, config=NotifyConfig(webhook_url=hook.url))
+    assert [request["json"]["notification"] for request in hook.requests] == ["success", "trial-failed-3"]
+    assert result.sent == [f"{run.id}/trial-failed-3 by webhook to {hook.url.split('/hooks')[0]} (HTTP 200)"]
+
+
+def test_a_flush_sends_a_message_only_by_the_channels_it_was_written_for(tmp_path):
+    """`--flush` sends what is pending; a channel configured after the event does not get it from a flush."""
+    run = make_run(tmp_path, plot=False)
+    port = free_port()
+    with pytest.raises(NotifyError):
+        notify(run, config=smtp_config(port, retries=0))
+    with SmtpServer(port=port) as server, WebhookServer() as hook:
+        flush(run, config=smtp_config(port).model_copy(update={"webhook_url": hook.url}))
+    assert len(server.inbox.messages) == 1 and hook.requests == []
+    assert list(outbox_message(run)["deliveries"]) == ["email"]
+
+
+def test_an_announcement_without_a_channel_shows_the_whole_message(tmp_path):
+    """What `mlci notify` does (announce, full text); `mlci run` asks for one line, having shown its summary."""
+    from mlci.integrations.notify import announce
+
+    run = make_run(tmp_path / "a", plot=False)
+    lines: list[str] = []
+    announce(run, NotifyConfig(), echo=lines.append)
+    assert all(f"  {line}" in lines for line in outbox_message(run)["text"].splitlines())
+    quiet = make_run(tmp_path / "b", plot=False)
+    lines.clear()
+    announce(quiet, NotifyConfig(), echo=lines.append, full_text=False)
+    assert [line for line in lines if line.startswith("notify:")] == [
+        f"notify: no channel in [notify] (smtp_host, webhook_url): '{outbox_message(quiet)['subject']}' kept in "
+        f"{quiet.outbox / 'success.json'}"]
+
+
+def test_an_announcement_rewrites_the_report_and_a_report_that_cannot_be_written_never_hides_the_outcome(tmp_path):
+    from mlci.integrations.notify import announce
+
+    run = make_run(tmp_path, status="exhausted", values=(0.71,), threshold=0.8, plot=False)
+    assert announce(run, NotifyConfig(), send=False, event="success") is None  # only the report: nothing refused
+    assert (run.dir / "report.html").is_file() and not run.outbox.exists()
+    (run.dir / "report.html").unlink()
+    (run.dir / "report.html").mkdir()  # a folder where the report belongs
+    lines: list[str] = []
+    result = announce(run, NotifyConfig(), echo=lines.append)
+    assert lines[0].startswith("warning: the report could not be written (IsADirectoryError: ")
+    assert result.console_only == [f"{run.id}/budget-exhausted"]
+
+
+def test_a_running_run_is_announced_only_for_an_event_named(tmp_path):
+    from mlci.integrations.notify import announce
+
+    run = make_run(tmp_path, status="running", failed_trial=True, plot=False)
+    with pytest.raises(UsageError) as running:
+        announce(run, NotifyConfig())
+    assert running.value.one_line() == (f"run {run.id} has not ended (status running): nothing to announce yet; pass "
+                                        "--event (success|budget-exhausted|trial-failed|pipeline-error) to say which")
+    assert not run.outbox.exists()
+    assert announce(run, NotifyConfig(), event="trial-failed").console_only == [f"{run.id}/trial-failed-3"]
+
+
+def test_the_stage_data_sent_is_on_disk_before_the_email_goes_and_a_later_channel_before_it_is_called(tmp_path):
+    """A crash while the bytes go leaves a record that says so (data-sent: not resent blindly); a channel added
+    to a message already in the outbox is written there, pending, before it is called."""
+    run = make_run(tmp_path, plot=False)
+
+    def delivery(name):
+        path = run.outbox / "success.json"
+        found = json.loads(path.read_text())["deliveries"].get(name) if path.exists() else None
+        return found and {key: found[key] for key in ("status", "stage")}
+
+    with SmtpServer(inbox=Looking(lambda: delivery("email"))) as server:
+        notify(run, config=smtp_config(server.port))
+    assert server.inbox.seen == [{"status": "pending", "stage": "data-sent"}]
+    with WebhookServer(look=lambda: delivery("webhook")) as hook:
+        notify(run, config=NotifyConfig(webhook_url=hook.url))
+    assert [request["seen"] for request in hook.requests] == [{"status": "pending", "stage": None}]
+
+
+def test_a_flush_with_a_config_that_lacks_a_pending_channel_keeps_the_message_and_says_why(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    down = f"http://127.0.0.1:{free_port()}/x"
+    with pytest.raises(NotifyError):  # email and webhook both down: both pending
+        notify(run, config=smtp_config(free_port(), retries=0).model_copy(update={"webhook_url": down}))
+    with WebhookServer() as hook, pytest.raises(NotifyError) as caught:
+        flush(run, config=NotifyConfig(webhook_url=hook.url))  # the email is not configured: the webhook still goes
+    assert len(hook.requests) == 1
+    assert caught.value.one_line() == (
+        f"{run.id}/success: email is pending but the [notify] config in use does not configure email; kept in "
+        f"{run.outbox / 'success.json'}; send it later with `mlci notify --flush --run {run.id}`")
+    assert outbox_message(run)["deliveries"]["email"]["status"] == "pending"
+
+
+def test_a_flush_without_a_config_sends_by_the_notify_config_stored_with_each_run(tmp_path):
+    with WebhookServer() as hook:
+        run = make_run(tmp_path, plot=False, notify_config={"webhook_url": hook.url, "retries": 0})
+        with pytest.raises(NotifyError):  # sent once with a config whose hook was down: pending
+            notify(run, config=NotifyConfig(webhook_url=f"http://127.0.0.1:{free_port()}/x", retries=0))
+        assert flush(run).ok and flush(RunStore(tmp_path)).ok
+    assert [request["json"]["run_id"] for request in hook.requests] == [run.id]
+
+
+def test_an_untrue_event_is_refused_before_the_report_is_rewritten(tmp_path):
+    from mlci.integrations.notify import announce
+
+    run = make_run(tmp_path, status="exhausted", values=(0.71,), threshold=0.8, plot=False, failed_trial=True)
+    for event, trial in (("success", None), ("trial-failed", 0)):  # not met; trial 0 succeeded
+        with pytest.raises(UsageError):
+            announce(run, NotifyConfig(), event=event, trial=trial)
+        assert not (run.dir / "report.html").exists() and not run.outbox.exists()
+
+
+def test_an_announcement_that_cannot_be_delivered_fails_unless_asked_to_warn(tmp_path):
+    """`mlci notify` exits 8; `mlci run` (warn_only) says it in a line: the run's own outcome matters more."""
+    from mlci.integrations.notify import announce
+
+    run = make_run(tmp_path, plot=False)
+    down = NotifyConfig(webhook_url=f"http://127.0.0.1:{free_port()}/x", retries=0)
+    with pytest.raises(NotifyError) as failed:
+        announce(run, down)
+    lines: list[str] = []
+    assert announce(run, down, echo=lines.append, warn_only=True) is None
+    assert lines[-1] == f"warning: {failed.value.one_line()}"
+
+
+def test_an_announcement_says_that_the_tracking_server_cannot_be_reached(tmp_path):
+    """The report goes to MLflow with the announcement; a server that does not answer is a warning line."""
+    from mlci.integrations.notify import announce
+
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    run = make_run(tmp_path, plot=False)
+    run.update(config={**run.record().config.model_dump(by_alias=True), "tracking": {"mlflow_uri": uri}})
+    lines: list[str] = []
+    announce(run, NotifyConfig(), echo=lines.append)
+    assert any(line.startswith(f"warning: MLflow at {uri} could not be reached after 3 attempts") for line in lines)
+
+
+def test_an_announcement_of_a_failed_trial_names_the_trial_asked_for(tmp_path):
+    from mlci.integrations.notify import announce
+
+    run = make_run(tmp_path, status="running", failed_trial=True, plot=False)  # trial 3 failed
+    later = run.new_trial()  # and trial 4, after it
+    later.write_hparams(HparamsRecord(trial=later.number, hparams={"epochs": 1}))
+    later.update_state(status="failed", reason="out of memory", exit_code=137)
+    announce(run, NotifyConfig(), event="trial-failed", trial=3)
+    assert sorted(p.name for p in run.outbox.glob("*.json")) == ["trial-failed-3.json"]
+    assert outbox_message(run, "trial-failed-3")["subject"] == "⚠️ mnist_cnn: trial 3 failed (build_model raised ValueError)"
+
+
+@pytest.mark.parametrize("status", ["running", "interrupted"])
+def test_a_run_that_has_not_ended_is_not_announced_even_with_a_reason_on_record(tmp_path, status):
+    """A reason left in run.json (a run reopened, a file from another mlci) never announces a run still going."""
+    run = make_run(tmp_path, status="met", plot=False)
+    run.update(status=status, reason="met")
+    with pytest.raises(UsageError) as caught:
+        notify(run, config=NotifyConfig())
+    assert caught.value.one_line() == (f"run {run.id} has status '{status}': nothing to announce yet; pass --event "
+                                       "(success|budget-exhausted|trial-failed|pipeline-error) to say which")
+    assert not run.outbox.exists()
+
+
+def test_a_delivery_left_at_data_sent_does_not_hold_back_the_next_channel(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    port = free_port()
+    with WebhookServer(statuses=[503]) as hook:
+        both = smtp_config(port, retries=0).model_copy(update={"webhook_url": hook.url, "retries": 0})
+        with pytest.raises(NotifyError):  # both fail: both pending
+            notify(run, config=both)
+        stored = outbox_message(run)
+        stored["deliveries"]["email"].update(stage="data-sent")  # a process stopped after the email's bytes went
+        (run.outbox / "success.json").write_text(json.dumps(stored))
+        with pytest.raises(NotifyError, match="reply was lost"):
+            notify(run, config=both)
+    assert len(hook.requests) == 2 and outbox_message(run)["deliveries"]["webhook"]["status"] == "sent"
+
+
+def test_a_lost_email_reply_does_not_hold_back_the_webhook(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    with WebhookServer() as hook, SmtpServer(inbox=LostReply(lose=1)) as server:
+        with pytest.raises(NotifyError, match="reply was lost"):
+            notify(run, config=smtp_config(server.port).model_copy(update={"webhook_url": hook.url}))
+    assert len(server.inbox.messages) == 1 and len(hook.requests) == 1
+    assert {name: d["status"] for name, d in outbox_message(run)["deliveries"].items()} == {"email": "unconfirmed",
+                                                                                          "webhook": "sent"}
+
+
+def test_an_event_sent_by_two_channels_names_both_when_asked_again(tmp_path):
+    run = make_run(tmp_path, plot=False)
+    lines: list[str] = []
+    with WebhookServer() as hook, SmtpServer() as server:
+        both = smtp_config(server.port).model_copy(update={"webhook_url": hook.url})
+        notify(run, config=both)
+        notify(run, config=both, echo=lines.append)
+    sent = {name: d["sent_at"] for name, d in outbox_message(run)["deliveries"].items()}
+    assert lines == [f"notify: 'success' of run {run.id} was already sent (email at {sent['email']}, webhook at "
+                     f"{sent['webhook']}); not sending it again"]
