@@ -628,3 +628,52 @@ def test_run_json_spells_the_config_keys_as_mlci_toml_does(tmp_path):
     notify = json.loads(run.record_path.read_text())["config"]["notify"]
     assert notify["from"] == "ci@example.com" and "from_" not in notify
     assert run.record().config.notify.from_ == "ci@example.com"
+
+
+def _best_seen_at_each_rename(run, trial, monkeypatch) -> list[bool]:
+    """set_best(trial) with every os.replace spied: whether best/ existed right after each one."""
+    import os
+
+    seen, replace = [], os.replace
+
+    def spy(src, dst):
+        replace(src, dst)
+        seen.append(run.best_dir.is_dir())
+
+    monkeypatch.setattr(os, "replace", spy)
+    run.set_best(trial)
+    monkeypatch.setattr(os, "replace", replace)
+    return seen
+
+
+def test_a_new_best_replaces_the_old_with_no_moment_without_a_best_folder(tmp_path, monkeypatch):
+    """A reader (Jenkins archiving best/, `mlci status`) never finds best/ missing while a better trial moves in:
+    the folders are exchanged in one step, not renamed away and back."""
+    run = make_run(tmp_path)
+    first, second = run.new_trial(), run.new_trial()
+    for trial, value in ((first, 0.5), (second, 0.7)):
+        write_json(trial.metrics_path, MetricsRecord(value=value))
+    run.set_best(first)
+    assert all(_best_seen_at_each_rename(run, second, monkeypatch))
+    assert json.loads((run.best_dir / "metrics.json").read_text())["value"] == 0.7
+    assert sorted(p.name for p in run.dir.iterdir() if p.name.startswith(".best")) == []
+
+
+def test_where_folders_cannot_be_exchanged_best_is_replaced_by_two_renames(tmp_path, monkeypatch):
+    """On a file system without RENAME_EXCHANGE (NFS answers EINVAL) the new best still replaces the old."""
+    import errno
+
+    from mlci.core import _files
+
+    def cannot(first, second):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    run = make_run(tmp_path)
+    first, second = run.new_trial(), run.new_trial()
+    for trial, value in ((first, 0.5), (second, 0.7)):
+        write_json(trial.metrics_path, MetricsRecord(value=value))
+    run.set_best(first)
+    monkeypatch.setattr(_files, "_exchange", cannot)
+    assert _best_seen_at_each_rename(run, second, monkeypatch)[-2:] == [False, True]  # the moment without it
+    assert json.loads((run.best_dir / "metrics.json").read_text())["value"] == 0.7
+    assert sorted(p.name for p in run.dir.iterdir() if p.name.startswith(".best")) == []

@@ -5,9 +5,12 @@ Used by store.py (which re-exports them); nothing here knows a run or a trial.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import fcntl
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -58,6 +61,43 @@ def write_json(path: Path, data: dict[str, Any] | BaseModel, mode: int | None = 
         if isinstance(exc, OSError) and not isinstance(exc, StoreError):
             raise store_failure(path, exc, "be written") from None
         raise
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(first: Path, second: Path) -> None:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE); OSError where the system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        raise OSError(errno.ENOSYS, "renameat2 is not available")
+    if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code), str(first))
+
+
+def swap_in(staging: Path, target: Path) -> None:
+    """Put the folder `staging` in `target`'s place: a reader sees the old folder or the new one, never none.
+
+    An existing target is exchanged with staging in one step, and the old folder (now under staging's name) is
+    removed. Where the file system cannot exchange (EINVAL, ENOSYS: NFS, other systems), two renames, with a
+    moment between them where target is absent."""
+    if target.exists():
+        try:
+            _exchange(staging, target)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+                raise
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
+            return
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(staging, target)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    os.replace(staging, target)
 
 
 def read_record(path: Path, model: type[T], *, what: str, fix: str, error: type = UsageError) -> T:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlci.core.config import Config, DataConfig, Dataset
-from mlci.core._files import (SCHEMA_VERSION, file_lock, read_record, store_failure,  # noqa: F401  re-exported
+from mlci.core._files import (SCHEMA_VERSION, file_lock, read_record, store_failure, swap_in,  # noqa: F401
                               write_json)
 from mlci.core.errors import BusyError, MetricsError, UsageError
 from mlci.core.objective import Metric
@@ -392,12 +392,8 @@ class Run:
             if (trial.dir / name).exists():
                 shutil.copy2(trial.dir / name, staging / name)
         write_json(staging / "best.json", {"schema_version": SCHEMA_VERSION, "trial": trial.number})
-        old = self.dir / ".best.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if self.best_dir.exists():
-            os.replace(self.best_dir, old)
-        os.replace(staging, self.best_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(self.dir / ".best.old", ignore_errors=True)  # a crash's leftover of the two-rename fallback
+        swap_in(staging, self.best_dir)
 
 
 class RunStore:
