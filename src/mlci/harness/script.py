@@ -27,6 +27,8 @@ from mlci.harness.script_hooks import (KerasCapture, Tee, flush_open_files, inst
                                        serve_keras_mnist)
 from mlci.harness.script_metric import ACCURACY_FILES, SCRIPT_METRICS, capture_metric
 
+VERSIONS = ("keras", "tensorflow", "scikit-learn", "numpy")  # in metrics.json; a warm worker reads them before it forks
+
 
 
 # ----------------------------------------------------------------------------- the rewritten copy
@@ -189,7 +191,7 @@ def train_script(trial_dir: Path, script: Path, *, echo: Echo = print) -> Metric
                             resumed_from_epoch=capture.resumed_from_epoch if capture else None,
                             train_seconds=round(train_seconds, 3), framework=framework, source=found.source,
                             import_seconds=round(time.perf_counter() - started_clock - train_seconds, 3),
-                            versions=package_versions("keras", "tensorflow", "scikit-learn", "numpy"))
+                            versions=package_versions(*VERSIONS))
     write_json(trial_dir / "metrics.json", metrics)
     echo(f"trial {record.trial}: {metric} = {metrics.value:.4f} (from {found.source}; script ran "
          f"{train_seconds:.1f}s)")
