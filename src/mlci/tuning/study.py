@@ -4,7 +4,10 @@ Optuna is imported inside the functions, so importing this module never needs it
 """
 from __future__ import annotations
 
+import os
+import threading
 import warnings
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from mlci.core.errors import ConfigError
@@ -29,8 +32,43 @@ def quiet_optuna() -> Any:
     return optuna
 
 
+# Opened storages of this process, newest last: opening one builds an engine and checks the schema's version
+# with Alembic, which `mlci run` paid at every proposal and again at its end. Keyed by the process (a
+# connection never crosses a fork), the URL and, for SQLite, the file's identity (a study.db deleted and made
+# again is opened afresh). A few are kept: a test session or a farm opens many runs' studies.
+_OPENED: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_OPENED_KEEP = 4
+_OPENED_LOCK = threading.Lock()
+
+
+def _opened_key(url: str) -> tuple[Any, ...]:
+    identity = None
+    if url.startswith("sqlite:///"):
+        try:
+            found = os.stat(url[len("sqlite:///"):])
+            identity = (found.st_dev, found.st_ino)
+        except OSError:
+            identity = None
+    return os.getpid(), url, identity
+
+
 def open_storage(url: str) -> Any:
-    """An RDB storage; SQLite waits for a lock rather than failing when trials write at once."""
+    """An RDB storage, one per database in a process; SQLite waits for a lock rather than failing when trials
+    write at once."""
+    with _OPENED_LOCK:
+        found = _OPENED.get(_opened_key(url))
+        if found is not None:
+            _OPENED.move_to_end(_opened_key(url))
+            return found
+    storage = _open_storage(url)
+    with _OPENED_LOCK:
+        _OPENED[_opened_key(url)] = storage  # after the open: a new SQLite file exists now
+        while len(_OPENED) > _OPENED_KEEP:
+            _OPENED.popitem(last=False)
+    return storage
+
+
+def _open_storage(url: str) -> Any:
     optuna = quiet_optuna()
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:

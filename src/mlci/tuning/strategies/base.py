@@ -62,6 +62,9 @@ def same_hparams(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 class Strategy(abc.ABC):
     name = "strategy"
+    # Modules its proposals and its finish() import: `mlci run` imports them in the background while the
+    # baseline trains (orchestration/pipeline.py), so no proposal waits for an import.
+    imports: tuple[str, ...] = ()
 
     def __init__(self, run: Run, config: Config, baseline: dict[str, Any], framework: str):
         self.run = run
