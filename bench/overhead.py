@@ -26,7 +26,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/ itself comes last on the path: bench/docker.py must not stand for the Docker SDK (`import docker`)
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.append(str(Path(__file__).resolve().parent))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
 
 from rich.console import Console  # noqa: E402
@@ -39,8 +42,6 @@ from mlci.orchestration.pipeline import run_pipeline  # noqa: E402
 from mlci.orchestration.runs import prepare_run  # noqa: E402
 from mlci.runners import LocalRunner  # noqa: E402
 from mlci.runners.warm import WarmRunner  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _search_breakdown import ROWS, table_rows  # noqa: E402
 
 EXAMPLES = {"sklearn (KNN)": "models/mnist_sklearn/mnist_sklearn.py", "keras (CNN)": "models/mnist_cnn/mnist_cnn.py"}
@@ -136,9 +137,9 @@ def one_search(label: str, workers: str, trials: int) -> None:
 
 def docker_runner():
     """The Docker runner, or why it cannot run here (no engine, no image)."""
-    from mlci.runners import docker_available
+    from mlci.runners.engine import engine_answers
 
-    if not docker_available():
+    if not engine_answers(timeout=60):  # a loaded machine's engine can take seconds to answer a ping
         raise SystemExit("--docker: no Docker engine answers (make docker-ready)")
     from mlci.runners.docker import DockerRunner
 
@@ -218,6 +219,7 @@ def main() -> None:
         one_search(label, workers, int(trials))
         return
     labels = [label for label in EXAMPLES if label in args.models.split(",")]
+    docker = docker_runner() if args.docker and args.trials else None  # refused now, not after minutes
     interpreter = startup([sys.executable, "-c", "pass"], 5)
     cli_import = startup([sys.executable, "-c", "import mlci.cli.pipeline, mlci.harness.train"], 5)
     results = {"interpreter_start": interpreter, "mlci_import_start": cli_import, "load_average_start":
@@ -232,9 +234,9 @@ def main() -> None:
                     "warm worker": summary(mlci_trials(model, warm, args.trials)),
                     "KerasTuner in-process": summary(kerastuner_trials(model, args.trials)),
                 }
-                if args.docker:
+                if docker is not None:
                     results["models"][label]["container per trial (Docker)"] = summary(
-                        mlci_trials(model, docker_runner(), args.trials))
+                        mlci_trials(model, docker, args.trials))
         finally:
             warm.close()
     if args.search:

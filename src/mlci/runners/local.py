@@ -5,6 +5,7 @@ Works across processes: a handle is a pid, so a monitor started later can still 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -94,20 +95,11 @@ class LocalRunner(Runner):
         return Status("killed", handle, reason="process vanished without an exit code (killed?)")
 
     def wait(self, handle: str, timeout: float | None = None) -> Status:
-        pid = int(handle)
-        child = self._children.get(pid)
-        if child is not None:
-            try:
-                child[0].wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                return Status("running", handle)
-            return self.status(handle)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while _alive(pid):
-            if deadline is not None and time.monotonic() >= deadline:
-                return Status("running", handle)
-            time.sleep(0.1)
-        return self.status(handle)
+        """Wakes the moment the process ends (a pidfd), our child or not: no polling interval lies between a
+        trial's end and the next launch."""
+        if not _wait_gone(int(handle), timeout):
+            return Status("running", handle)
+        return self.status(handle)  # a child of ours is reaped here
 
     def kill(self, handle: str) -> None:
         pid = int(handle)
@@ -121,6 +113,31 @@ class LocalRunner(Runner):
         child = self._children.get(pid)
         if child is not None:
             child[0].wait()
+
+
+def _wait_gone(pid: int, timeout: float | None) -> bool:
+    """Block until `pid` has ended (a zombie counts as ended) or `timeout` passes; True if it ended."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except (OSError, AttributeError):  # no pidfd (an old kernel): look every 0.1 s
+        fd = None
+    try:
+        while _alive(pid):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            step = 0.5 if left is None else min(left, 0.5)
+            if fd is None:
+                time.sleep(min(step, 0.1))
+            else:
+                select.select([fd], [], [], step)
+        return True
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _alive(pid: int) -> bool:

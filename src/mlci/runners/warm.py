@@ -210,24 +210,6 @@ class WarmRunner(LocalRunner):
             time.sleep(0.02)  # killed by a signal: its worker writes how it ended as it reaps it (milliseconds)
         return self.ended(handle, trial_dir)
 
-    def wait(self, handle: str, timeout: float | None = None) -> Status:
-        """Wakes the moment the process ends (a pidfd), though it is the worker's child, not ours."""
-        pid = int(handle)
-        try:
-            fd = os.pidfd_open(pid)
-        except (OSError, AttributeError):
-            return super().wait(handle, timeout)
-        try:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while _alive(pid):
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return Status("running", handle)
-                select.select([fd], [], [], 0.5 if left is None else min(left, 0.5))
-        finally:
-            os.close(fd)
-        return self.status(handle)
-
     def close(self) -> None:
         for framework in list(self.workers):
             self.workers.pop(framework).close()
