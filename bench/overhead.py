@@ -199,8 +199,8 @@ def print_tables(results: dict, args: argparse.Namespace) -> None:
             seconds = r["breakdown"].get("worker_import")
             if seconds:
                 waited = r["breakdown"]["parts"].get("worker", 0.0)
-                print(f"  {label} {workers}: the warm worker imported the framework in {seconds:.2f}s; the run "
-                      f"waited {waited:.2f}s for it (the rest overlapped the run's preparation)")
+                print(f"  {label} {workers}: the warm worker's own import took {seconds:.2f}s; the run waited "
+                      f"{waited:.2f}s for it after its preparation (the worker starts when the preparation ends)")
 
 
 def main() -> None:
