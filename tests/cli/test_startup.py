@@ -47,9 +47,11 @@ def test_detect_status_and_check_import_pydantic_at_most(home, run_id):
 
 def test_status_json_imports_no_runner_and_no_trial_lifecycle(home, run_id):
     """`mlci status --json` (every Jenkins build) reads the oracle's verdict: starting, following or settling
-    trials (runners, lifecycle, the pipeline, the monitor) is none of its business."""
+    trials (runners, lifecycle, the pipeline, the monitor) or proposing them (the strategies) is none of its
+    business."""
     loaded = modules("status", "--json", "--run", run_id, home=home)
     assert "mlci.orchestration.oracle" in loaded  # the probe sees what the command imported
     assert not {name for name in loaded if name.startswith(("mlci.runners", "mlci.orchestration.lifecycle",
                                                              "mlci.orchestration.pipeline",
-                                                             "mlci.orchestration.monitor"))}
+                                                             "mlci.orchestration.monitor",
+                                                             "mlci.tuning.strategies"))}
