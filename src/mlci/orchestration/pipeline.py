@@ -85,14 +85,16 @@ def run_pipeline(model_file: Path, *, store: RunStore, config_path: Path | None 
     events = events or QuietEvents()
     run, config = prepare_run(model_file, store=store, config_path=config_path, overrides=overrides, commit=commit)
     runner = get_runner(runner_name or config.runner, notice=events.notice, workers=config.workers)
-    _warm_up(run, runner)
-    ahead = ImportAhead(config)
     oracle = RunOracle(run, config)
+    ahead = None
     try:
+        _warm_up(run, runner)
+        ahead = ImportAhead(config)
         return _drive(run, oracle, runner, config, events, notify_outcome)
     finally:
         getattr(runner, "close", lambda: None)()  # a warm worker ends; the trials it started do not
-        ahead.stop()
+        if ahead is not None:
+            ahead.stop()
 
 
 def _warm_up(run: Run, runner: Runner) -> None:

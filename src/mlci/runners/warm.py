@@ -156,7 +156,10 @@ class WarmRunner(LocalRunner):
         before the first trial (the run's preparation, the baseline's proposal). A worker that cannot start
         is reported by the first trial's start, as without a warm-up."""
         with self._lock:
-            self.worker(framework, model_file, wait=False)
+            try:
+                self.worker(framework, model_file, wait=False)
+            except RunnerError:
+                pass  # no worker process at all: the first trial's start says so, and the run fails there
 
     def replace(self, framework: str) -> None:
         found = self.workers.pop(framework, None)
