@@ -104,7 +104,7 @@ SMALL_SPACE = {
 }
 
 
-def search(label: str, model: Path, workers: str, trials: int) -> dict:
+def search(label: str, workers: str, trials: int) -> dict:
     """A `trials`-trial search in a process of its own, as `mlci run` is: it pays its own imports (Optuna,
     matplotlib, scikit-learn for the importances), which an earlier search in this process would have paid."""
     done = subprocess.run([sys.executable, __file__, "--one-search", label, workers, str(trials)],
@@ -241,7 +241,7 @@ def main() -> None:
             warm.close()
     if args.search:
         for label in labels:
-            results["search"][label] = {workers: search(label, Path(EXAMPLES[label]), workers, args.search)
+            results["search"][label] = {workers: search(label, workers, args.search)
                                         for workers in ("fresh", "warm")}
     results["load_average_end"] = os.getloadavg()[0]
     print_tables(results, args)
