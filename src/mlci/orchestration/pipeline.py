@@ -5,7 +5,6 @@ the Jenkins jobs drive the same oracle one step per build, so both end in the sa
 """
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -126,10 +125,6 @@ class ImportAhead:
 
         from mlci.integrations.reports.plots import import_ahead
 
-        try:  # on a busy machine the warm worker's import, which the first trial waits for, goes first
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, os.getpriority(os.PRIO_PROCESS, 0) + 5))
-        except (OSError, AttributeError):
-            pass
         for name in (*self.names, import_ahead):
             if self._stop.is_set():
                 return
