@@ -21,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml
 # The test suite also needs MLflow (a real tracking server) and optuna-dashboard; `make run` does not.
 TEST_STAMP := $(VENV)/.test-extras-stamp
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[keras,docker,jenkins,farm,dev,tracking,dashboard]'
+	$(BIN)/pip install -q -e '.[keras,torch,docker,jenkins,farm,dev,tracking,dashboard]'
 	touch $(TEST_STAMP)
 
 setup: $(STAMP)

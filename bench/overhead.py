@@ -1,14 +1,14 @@
 """Per-trial overhead (trial wall time minus the time inside fit and evaluate), side by side, in one run.
 
-On the Keras CNN and the scikit-learn example: a fresh process per trial (`workers = "fresh"`), a warm
-worker (`workers = "warm"`, the default), and KerasTuner 1.4.8 training its trials inside its one process;
-then a 10-trial `mlci run` search (fresh and warm), each in a process of its own as `mlci run` is, against
-the sum of its trials' fit and evaluate, with where the rest of its wall time goes (bench/_search_breakdown.py:
-preparation, waiting for the warm worker, the oracle and Optuna, launch, the trial process outside fit and
-evaluate, settle, verdict, report). `--docker` adds a container per trial (the Docker runner) to the per-trial
-table. Goals (issue 18): overhead from the second trial on <= 0.4 s locally and 1.0 s in Docker; a 10-trial
-search within 1.2x. Prints tables and writes bench/results/overhead.json.
-Run: nice -n 10 python bench/overhead.py [--trials 3] [--search 10] [--models ...] [--docker]
+On the Keras CNN, the PyTorch CNN and the scikit-learn example: a fresh process per trial (`workers = "fresh"`),
+a warm worker (`workers = "warm"`, the default), and KerasTuner 1.4.8 training its trials inside its one process
+(not for PyTorch); then a 10-trial `mlci run` search (fresh and warm), each in a process of its own as `mlci run`
+is, against the sum of its trials' fit and evaluate, with where the rest of its wall time goes
+(bench/_search_breakdown.py: preparation, waiting for the warm worker, the oracle and Optuna, launch, the trial
+process outside fit and evaluate, settle, verdict, report). `--docker` adds a container per trial (the Docker
+runner) to the per-trial table. Goals (issue 18): overhead from the second trial on <= 0.4 s locally and 1.0 s in
+Docker; a 10-trial search within 1.2x. Prints tables and writes bench/results/overhead.json.
+Run: nice -n 10 python bench/overhead.py [--trials 3] [--search 10] [--examples ...] [--docker]
 """
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ from mlci.runners import LocalRunner  # noqa: E402
 from mlci.runners.warm import WarmRunner  # noqa: E402
 from _search_breakdown import ROWS, table_rows  # noqa: E402
 
-EXAMPLES = {"sklearn (KNN)": "models/mnist_sklearn/mnist_sklearn.py", "keras (CNN)": "models/mnist_cnn/mnist_cnn.py"}
+EXAMPLES = {"sklearn (KNN)": "models/mnist_sklearn/mnist_sklearn.py", "keras (CNN)": "models/mnist_cnn/mnist_cnn.py",
+            "torch (CNN)": "models/mnist_torch/mnist_torch.py"}
+NO_KERASTUNER = ("torch (CNN)",)  # KerasTuner trains Keras and scikit-learn models, not PyTorch ones
 KERASTUNER = str(Path(__file__).with_name("_kerastuner_trials.py"))
 
 
@@ -102,6 +104,7 @@ SMALL_SPACE = {
                     "kernel_size": {"type": "categorical", "choices": [3]},
                     "batch_size": {"type": "categorical", "choices": [64, 128]}},
 }
+SMALL_SPACE["torch (CNN)"] = SMALL_SPACE["keras (CNN)"]  # the PyTorch example has the same knobs
 
 
 def search(label: str, workers: str, trials: int) -> dict:
@@ -208,7 +211,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=3, help="trials per way of running (the first is shown apart; "
                                                               "0: skip the per-trial part)")
     parser.add_argument("--search", type=int, default=10, help="trials in the search (0: skip the search)")
-    parser.add_argument("--models", default=",".join(EXAMPLES), help="which examples (comma-separated labels)")
+    parser.add_argument("--examples", default=",".join(EXAMPLES),
+                        help=f"which examples, comma-separated (default all: {', '.join(EXAMPLES)})")
     parser.add_argument("--docker", action="store_true",
                         help="also a container per trial (the Docker runner; needs an engine and the mlci images)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "overhead.json")
@@ -218,7 +222,7 @@ def main() -> None:
         label, workers, trials = args.one_search
         one_search(label, workers, int(trials))
         return
-    labels = [label for label in EXAMPLES if label in args.models.split(",")]
+    labels = [label for label in args.examples.split(",") if label in EXAMPLES]
     docker = docker_runner() if args.docker and args.trials else None  # refused now, not after minutes
     interpreter = startup([sys.executable, "-c", "pass"], 5)
     cli_import = startup([sys.executable, "-c", "import mlci.cli.pipeline, mlci.harness.train"], 5)
@@ -232,8 +236,9 @@ def main() -> None:
                 results["models"][label] = {
                     "fresh process": summary(mlci_trials(model, LocalRunner(), args.trials)),
                     "warm worker": summary(mlci_trials(model, warm, args.trials)),
-                    "KerasTuner in-process": summary(kerastuner_trials(model, args.trials)),
                 }
+                if label not in NO_KERASTUNER:
+                    results["models"][label]["KerasTuner in-process"] = summary(kerastuner_trials(model, args.trials))
                 if docker is not None:
                     results["models"][label]["container per trial (Docker)"] = summary(
                         mlci_trials(model, docker, args.trials))

@@ -1,7 +1,7 @@
 """Benchmark of tuning: compute until the threshold, and best metric within a budget, per strategy.
 
-Methods: mlci's ladder, random search, mlci's default (Optuna TPE + pruning), KerasTuner Hyperband;
-one process per method, side by side. Prints a table, writes bench/results/tuning.json and .png.
+Methods: mlci's ladder, random search, mlci's default (Optuna TPE + pruning), KerasTuner Hyperband (Keras
+tasks only; the PyTorch task has the mlci methods); one process per method, side by side. Prints a table, writes bench/results/tuning.json and .png.
 """
 from __future__ import annotations
 
@@ -25,10 +25,13 @@ TASKS = {
             "epoch_budget": int(os.environ.get("BENCH_CNN_EPOCHS", "20"))},
     "dense": {"model": ROOT / "models/mnist_ann/mnist_ann.py", "threshold": 0.93,
               "epoch_budget": int(os.environ.get("BENCH_DENSE_EPOCHS", "30"))},
+    # the PyTorch example: mlci's methods only (KerasTuner's Hyperband tunes Keras models)
+    "torch": {"model": ROOT / "models/mnist_torch/mnist_torch.py", "threshold": 0.97,
+              "epoch_budget": int(os.environ.get("BENCH_TORCH_EPOCHS", "20"))},
 }
 ALL_TASKS = TASKS
 # BENCH_TASKS picks and orders the tasks (e.g. "dense,cnn": the cheap one first).
-TASKS = {name: ALL_TASKS[name] for name in os.environ.get("BENCH_TASKS", "cnn,dense").split(",")}
+TASKS = {name: ALL_TASKS[name] for name in os.environ.get("BENCH_TASKS", "cnn,dense,torch").split(",")}
 METHODS = tuple(os.environ.get("BENCH_METHODS", "ladder,random,optuna,kerastuner-hyperband").split(","))
 SEEDS = [int(s) for s in os.environ.get("BENCH_SEEDS", "0,1,2").split(",")]
 MAX_TRIALS = 40
@@ -37,6 +40,7 @@ MAX_TRIALS = 40
 def _quiet_tf() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ["MLCI_TORCH_THREADS"] = "1"  # read by the PyTorch harness (mlci.harness.torch_fit.configure)
     import tensorflow as tf
 
     # One thread per method process: the methods run side by side and share the cores equally.
@@ -192,6 +196,8 @@ def method_main(method: str, out: Path) -> None:
         for task_name, task in TASKS.items():
             for seed in SEEDS:
                 home = Path(tmp) / task_name
+                if method == "kerastuner-hyperband" and task_name == "torch":
+                    continue  # KerasTuner tunes Keras models only
                 if method == "kerastuner-hyperband":
                     summary = run_hyperband(task, seed, home)
                 else:

@@ -22,6 +22,10 @@ def _quiet_frameworks(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path_factory.getbasetemp() / "keras-home"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    # One PyTorch thread per trial: the tests' models are tiny and the CI machine runs other work at the same
+    # time, where more threads make an epoch several times slower (the default, one per CPU the trial may use,
+    # is tested in the mlci/torch image: tests/runners/test_docker.py).
+    monkeypatch.setenv("MLCI_TORCH_THREADS", "1")
     monkeypatch.delenv("MLCI_HOME", raising=False)
     monkeypatch.delenv("RUN_ID", raising=False)
     # Subprocesses (the CLI, the harness) import this checkout's mlci, whatever the venv points at.
@@ -32,6 +36,15 @@ def _quiet_frameworks(monkeypatch, tmp_path_factory):
 @pytest.fixture
 def home(tmp_path) -> Path:
     return tmp_path / "store"
+
+
+def digits_trial(tmp_path: Path, hparams: dict | None = None, name: str = "t", **settings) -> Path:
+    """A trial folder whose spec (hparams.json) trains on digits unless `settings` say otherwise."""
+    from mlci.core.store import HparamsRecord, write_json
+
+    folder = tmp_path / name
+    write_json(folder / "hparams.json", HparamsRecord(trial=0, hparams=hparams or {}, **{"dataset": "digits", **settings}))
+    return folder
 
 
 def write_model(folder: Path, source: str, name: str = "model.py", config: str | None = None) -> Path:
@@ -119,7 +132,7 @@ def engine():
     if not engine_answers():
         unavailable("no Docker engine answers", DOCKER_READY)
     client = connect()
-    for tag in ("mlci/sklearn:latest", "mlci/keras:latest"):
+    for tag in ("mlci/sklearn:latest", "mlci/keras:latest", "mlci/torch:latest"):
         try:
             client.images.get(tag)
         except docker.errors.ImageNotFound:

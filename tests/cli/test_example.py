@@ -33,7 +33,7 @@ def test_an_unknown_example_or_a_used_folder_is_one_line_and_exit_2(tmp_path):
     unknown = CliRunner().invoke(main, ["example", "resnet"])
     assert unknown.exit_code == 2
     assert unknown.stderr == ("mlci: error: no example model named 'resnet'; known examples: mnist-ann, mnist-cnn, "
-                              "mnist-sklearn; `mlci example` lists them\n")
+                              "mnist-sklearn, mnist-torch; `mlci example` lists them\n")
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "notes.txt").write_text("mine")
     used = CliRunner().invoke(main, ["example", "mnist-cnn", str(tmp_path / "used")])

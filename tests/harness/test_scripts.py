@@ -49,7 +49,10 @@ EXPECTED = {
     "sklearn_svc_result.py": ("file:result.txt", {"C": 0.001}),
     "sklearn_forest_metrics.py": ("metrics.json", {"n_estimators": 3, "max_depth": 4}),
     "sklearn_logreg_custom_file.py": ("file:score.out", {"C": 0.0005}),
+    "torch_digits_mlp.py": ("stdout", {"epochs": 1, "batch_size": 64, "units": 4, "learning_rate": 0.01}),
+    "torch_digits_cnn.py": ("file:accuracy.txt", {"batch_size": 32, "filters": 4, "learning_rate": 0.001, "epochs": 2}),
 }
+ARTIFACT = {"keras": "model.keras", "sklearn": "model.joblib", "torch": "model.pt"}
 KERAS_SCRIPTS = sorted(name for name in EXPECTED if name.startswith("keras"))
 
 
@@ -313,7 +316,7 @@ def test_mlci_run_captures_the_metric_then_retrains_a_rewritten_copy(tmp_path, n
     assert (tweaked.dir / "model.py").exists() and tweaked.metrics().source == source
     assert "runs a rewritten copy" in tweaked.log_path.read_text()
     assert "Source changes" in (run.dir / "report.html").read_text()
-    assert (baseline.dir / ("model.keras" if name.startswith("keras") else "model.joblib")).exists()
+    assert (baseline.dir / ARTIFACT[name.split("_")[0]]).exists()
     assert folder_digest(SCRIPTS) == before
 
 

@@ -11,16 +11,10 @@ import time
 import pytest
 
 from conftest import KERAS_DIGITS_SOURCE, KNN_SOURCE, mlci, write_model
+from conftest import digits_trial as trial_dir
 from mlci.core.errors import TrialError, UsageError
-from mlci.core.store import HparamsRecord, MetricsRecord, write_json
+from mlci.core.store import MetricsRecord
 from mlci.harness.train import train_trial
-
-
-def trial_dir(tmp_path, hparams=None, name="t", **settings):
-    """A trial folder whose spec (hparams.json) trains on digits unless `settings` say otherwise."""
-    folder = tmp_path / name
-    write_json(folder / "hparams.json", HparamsRecord(trial=0, hparams=hparams or {}, **{"dataset": "digits", **settings}))
-    return folder
 
 
 def test_sklearn_module_trains_and_writes_metrics_and_model(tmp_path):

@@ -19,11 +19,10 @@ import pytest
 from conftest import KERAS_DIGITS_SOURCE, KNN_SOURCE, mlci, write_model
 from mlci.core.config import validate_config
 from mlci.core.errors import ConfigError
-from mlci.orchestration.failures import classify, failure_reason
 from mlci.orchestration.lifecycle import (backoff_delay, checkpoint_epoch, epochs_logged, heartbeat, launch_trial,
                                           settle)
 from mlci.orchestration.runs import prepare_run
-from mlci.runners import LocalRunner, Status
+from mlci.runners import LocalRunner
 from mlci.core.store import HparamsRecord, MetricsRecord, RunStore, write_json
 
 EPOCHS = 8
@@ -393,57 +392,8 @@ def test_monitor_once_closes_a_dead_trial_out_of_restarts_and_exits_5(tmp_path, 
     assert again.returncode == 0 and "watched 0 running trial(s)" in again.stdout
 
 
-def test_verdicts_and_backoff():
-    class Trial:
-        dir = Path("/nonexistent")
-        log_path = dir / "log.txt"
-
-    def transient(status):
-        return classify(Trial, status).transient
-
-    assert transient(Status("killed", "1", exit_code=137))
-    assert transient(Status("oom", "c", exit_code=137))
-    assert transient(Status("missing", "c"))
-    assert transient(Status("exited", "1", exit_code=1))
-    assert transient(Status("exited", "1", exit_code=5))  # no error.txt: not the harness's verdict
-    assert not transient(Status("exited", "1", exit_code=0))
-    assert not transient(Status("stopped", "1", reason="no progress for 5 min"))
+def test_restarts_back_off_doubling_after_the_first():
     assert [backoff_delay(n, 1.5) for n in range(1, 5)] == [0.0, 1.5, 3.0, 6.0]
-
-
-@pytest.mark.parametrize("code", [2, 4, 5, 6])
-def test_an_exit_the_harness_diagnosed_in_error_txt_is_final_and_its_line_is_the_reason(tmp_path, code):
-    class Trial:
-        dir = tmp_path
-        log_path = tmp_path / "log.txt"
-
-    exited = Status("exited", "1", exit_code=code, reason=f"exit code {code}")
-    assert restartable(Trial, exited)  # no error.txt: the harness did not diagnose it
-    (tmp_path / "error.txt").write_text("  build_model raised ValueError: no such layer\n")
-    assert not restartable(Trial, exited) and failure_reason(Trial, exited) == (
-        "build_model raised ValueError: no such layer")
-    assert restartable(Trial, Status("exited", "1", exit_code=137))  # not a diagnosed exit code
-    (tmp_path / "error.txt").write_bytes("build_model raised ValueError: café ".encode() + b"\xff\n")
-    assert failure_reason(Trial, exited) == "build_model raised ValueError: café \ufffd"  # bad bytes never crash it
-
-
-def test_the_failure_reason_without_a_diagnosis_is_the_status_and_the_logs_last_lines(tmp_path):
-    class Trial:
-        dir = tmp_path
-        log_path = tmp_path / "log.txt"
-
-    killed = Status("killed", "1", exit_code=137, reason="killed by SIGKILL")
-    assert failure_reason(Trial, killed) == "killed by SIGKILL"  # no log yet
-    assert failure_reason(Trial, Status("missing", "1")) == "missing"  # no reason: the state
-    (tmp_path / "error.txt").write_text("   \n")  # empty: no diagnosis
-    Trial.log_path.write_text("one\n\ntwo\nthree\n  four  \n")
-    assert failure_reason(Trial, killed) == "killed by SIGKILL; last log lines: two | three | four"
-    Trial.log_path.write_text("x" * 1000)
-    assert failure_reason(Trial, killed) == "killed by SIGKILL; last log lines: " + "x" * 400
-
-
-def restartable(trial, status) -> bool:
-    return classify(trial, status).transient
 
 
 def test_two_processes_settling_one_death_relaunch_it_once(tmp_path, home):

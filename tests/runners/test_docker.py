@@ -91,6 +91,41 @@ def test_run_keras_in_docker_end_to_end(engine, tmp_path, home, docker_home):
     assert "epoch 3/3" in (trial / "log.txt").read_text()
 
 
+TORCH_DIGITS_SOURCE = '''
+    """A small PyTorch network for the 8x8 digits."""
+    from torch import nn
+
+    HPARAMS = {"units": 32, "learning_rate": 0.01, "epochs": 3, "batch_size": 32}
+
+
+    def build_model(hp):
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, hp["units"]), nn.ReLU(), nn.Linear(hp["units"], 10))
+'''
+
+
+@pytest.mark.docker
+def test_run_torch_module_in_its_image_end_to_end(engine, tmp_path, home, docker_home):
+    """mlci/torch: the CPU build of PyTorch, the harness's loop, a checkpoint per epoch; threads follow the CPU quota."""
+    model = write_model(tmp_path / "torch", TORCH_DIGITS_SOURCE, "digits_torch.py",
+                        _docker_toml())
+    done = mlci("run", str(model), "--home", str(home), "--runner", "docker")
+    assert done.returncode == 0, done.stderr
+    trial = _run_dir(home) / "trials" / "0"
+    state = read_record(trial / "trial.json", TrialState)
+    assert state.runner == "docker" and state.image == "mlci/torch:latest" and state.status == "succeeded"
+    metrics = read_record(trial / "metrics.json", MetricsRecord)
+    assert metrics.framework == "torch" and metrics.epochs_done == 3 and metrics.value >= 0.5
+    assert metrics.versions["torch"] == "2.13.0+cpu"
+    assert (trial / "model.pt").stat().st_size > 0
+    assert sorted(p.name for p in (trial / "checkpoints" / "torch").iterdir()) == ["epoch-2.pt", "epoch-3.pt"]
+    assert "epoch 3/3" in (trial / "log.txt").read_text()
+    threads = engine.containers.run("mlci/torch:latest", ["python", "-c", "import torch, pytorch_lightning; "
+                                    "from mlci.harness.torch_fit import configure; configure(torch); "
+                                    "print(torch.get_num_threads(), torch.version.cuda)"],
+                                    entrypoint=[], nano_cpus=10**9, remove=True, labels={"mlci.test": "1"})
+    assert threads.decode().split() == ["1", "None"]  # a one-CPU container: one thread, whatever the host has
+
+
 @pytest.mark.docker
 def test_jenkins_steps_launch_and_wait_in_separate_processes(engine, tmp_path, home, docker_home):
     """Job 2 starts the container and exits; job 3, another process, waits for it by its id."""

@@ -129,10 +129,42 @@ def test_unsupported_code_mapped_in_images_is_detected_with_that_image(tmp_path:
     (tmp_path / "boost.py").write_bytes((CASES_DIR / "xgboost_model.py").read_bytes())
     (tmp_path / "mlci.toml").write_text('[images]\nxgboost = "team/xgboost:2.0"\n')
     detection = detect(tmp_path / "boost.py")
-    assert (detection.framework, detection.found, detection.image_name) == ("unsupported", "xgboost",
-                                                                            "team/xgboost:2.0")
+    assert (detection.framework, detection.architecture, detection.found, detection.image_name) == (
+        "unsupported", "classical", "xgboost", "team/xgboost:2.0")
     config = validate_config({"images": {"xgboost": "other/xgb:1"}})
     assert detect(tmp_path / "boost.py", config=config).image_name == "other/xgb:1"
+
+
+def test_mapped_unsupported_code_says_its_architecture_and_the_library_that_trains_most(tmp_path: Path):
+    """What `mlci detect --json` tells the image mapped for a library mlci has no image of."""
+    (tmp_path / "mlci.toml").write_text('[images]\nflax = "team/jax:0.4"\nlightgbm = "team/lgbm:4"\n'
+                                        'xgboost = "team/xgb:2"\n')
+    (tmp_path / "flax_mlp.py").write_text(
+        "import flax.linen as nn\nimport jax\n\n\nclass MLP(nn.Module):\n    @nn.compact\n"
+        "    def __call__(self, x):\n        return nn.Dense(10)(nn.relu(nn.Dense(128)(x)))\n\n\n"
+        "params = MLP().init(jax.random.PRNGKey(0), x_train[:1])\n")
+    flax = detect(tmp_path / "flax_mlp.py")
+    assert (flax.framework, flax.architecture, flax.found, flax.image_name) == ("unsupported", "ann", "flax",
+                                                                                "team/jax:0.4")
+    (tmp_path / "boosters.py").write_text(
+        "import lightgbm as lgb\nimport xgboost as xgb\n\n"
+        "reference = xgb.XGBClassifier().fit(x_train, y_train)\n"
+        "fast = lgb.LGBMClassifier(n_estimators=200).fit(x_train, y_train)\n"
+        "deep = lgb.LGBMClassifier(num_leaves=63).fit(x_train, y_train)\n")
+    boosters = detect(tmp_path / "boosters.py")  # two LightGBM models, one XGBoost: LightGBM's image
+    assert (boosters.framework, boosters.architecture, boosters.found, boosters.image_name) == (
+        "unsupported", "classical", "lightgbm", "team/lgbm:4")
+
+
+@pytest.mark.parametrize("case, line, why", [
+    ("timedistributed_pool_lstm.py", 9, "LSTM layer: rnn"),
+    ("applications_resnet.py", 3, "ResNet50 model: cnn"),
+    ("pooling_only_dense.py", 6, "AveragePooling2D layer: cnn (pooling without convolution)"),
+    ("cnn_lstm.py", 6, "Conv1D layer: cnn"),
+    ("keras_and_torch_one_each.py", 6, "Dense layer: ann"),
+])
+def test_the_layer_that_decides_the_architecture_is_named_at_its_line(case, line, why):
+    assert (line, why) in [(item.line, item.why) for item in detect(CASES_DIR / case).evidence]
 
 
 def test_image_comes_from_config():
@@ -140,7 +172,7 @@ def test_image_comes_from_config():
     assert detect(CASES_DIR / "keras_seq_cnn.py", config=config).image_name == "registry.local/keras:2.21"
     detection = detect(CASES_DIR / "torch_linear.py", config=config)
     assert detection.image(config.images) == "pt:2"
-    assert detect(CASES_DIR / "torch_linear.py").image_name is None  # torch has no default image
+    assert detect(CASES_DIR / "torch_linear.py").image_name == "mlci/torch:latest"  # the default PyTorch image
 
 
 def test_binary_and_empty_messages(tmp_path: Path):

@@ -1,4 +1,4 @@
-"""`mlci images`: build and list the training images (mlci/base, mlci/sklearn, mlci/keras).
+"""`mlci images`: build and list the training images (mlci/base, mlci/sklearn, mlci/keras, mlci/torch).
 
 Thin over mlci.runners.images, which holds the content hashing and the Docker calls.
 """
@@ -13,11 +13,11 @@ from mlci.cli._common import SEE_EXIT_HELP, console, handle_errors, out
 
 @click.group("images", epilog=SEE_EXIT_HELP)
 def images_group() -> None:
-    """The training images: one per framework (sklearn, keras) on mlci/base, built from the Dockerfiles in mlci."""
+    """The training images: one per framework (sklearn, keras, torch) on mlci/base, built from the Dockerfiles in mlci."""
 
 
 @images_group.command("build")
-@click.argument("names", nargs=-1, type=click.Choice(["base", "sklearn", "keras"]))
+@click.argument("names", nargs=-1, type=click.Choice(["base", "sklearn", "keras", "torch"]))
 @click.option("--base", "base_image", default=None, metavar="IMAGE",
               help="Image to build on [env MLCI_BASE_IMAGE; default: mlci/bookworm-python:3.11 when "
                    "`mlci images make-base` made it, else python:3.11-slim].")
@@ -29,7 +29,7 @@ def images_group() -> None:
 @handle_errors
 def images_build(names: tuple[str, ...], base_image: str | None, wheelhouse: Path | None, force: bool,
                  verbose: bool) -> None:
-    """Build mlci/base, mlci/sklearn and mlci/keras (or NAMES); unchanged images are not rebuilt."""
+    """Build mlci/base, mlci/sklearn, mlci/keras and mlci/torch (or NAMES); unchanged images are not rebuilt."""
     from mlci.runners.images import build_images
 
     def progress(line: str) -> None:

@@ -48,7 +48,7 @@ class ImagesConfig(_Section):
     model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)
     sklearn: str = "mlci/sklearn:latest"
     keras: str = "mlci/keras:latest"
-    torch: str | None = None
+    torch: str = "mlci/torch:latest"
 
     @model_validator(mode="after")
     def _extra_are_images(self) -> "ImagesConfig":

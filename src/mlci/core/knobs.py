@@ -3,7 +3,8 @@
 The search spaces (mlci.tuning.spaces), the script rewriter (mlci.source.rewrite) and the harness's
 defaults (mlci.harness.keras_fit) read this table instead of keeping their own lists.
 A range is keyed by the space table it belongs to: "keras" (every Keras model), "cnn" / "ann"
-(overrides for that architecture) or a scikit-learn estimator class name.
+(overrides for that architecture), "torch" (where a PyTorch model differs from a Keras one) or a scikit-learn
+estimator class name.
 """
 from __future__ import annotations
 
@@ -38,15 +39,15 @@ class Knob:
 
 _KNOBS = [
     # the rewritable knobs come first, in the order the rewriter reports sites on one line
-    Knob("epochs", "int", "passes over the training data", ("keras", "sklearn"), default=1, rewritable=True,
+    Knob("epochs", "int", "passes over the training data", ("keras", "torch", "sklearn"), default=1, rewritable=True,
          ranges={"keras": _i(1, 10), "ann": _i(1, 20), "MLPClassifier": _i(1, 50), "SGDClassifier": _i(1, 50)}),
-    Knob("units", "int", "width of each hidden Dense layer", ("keras",), rewritable=True,
+    Knob("units", "int", "width of each hidden Dense / nn.Linear layer", ("keras", "torch"), rewritable=True,
          ranges={"keras": _i(16, 256, log=True), "ann": _i(16, 512, log=True)}),
-    Knob("filters", "int", "filters of each Conv2D layer", ("keras",), rewritable=True,
+    Knob("filters", "int", "filters of each Conv2D / nn.Conv2d layer", ("keras", "torch"), rewritable=True,
          ranges={"cnn": _i(8, 64, log=True)}),
-    Knob("kernel_size", "int", "side of each Conv2D kernel", ("keras",), rewritable=True, ranges={"cnn": _c(3, 5)}),
-    Knob("dropout", "float", "Dropout rate", ("keras",), rewritable=True, ranges={"keras": _f(0.0, 0.5)}),
-    Knob("learning_rate", "float", "the optimizer's learning rate", ("keras",), default=1e-3, rewritable=True,
+    Knob("kernel_size", "int", "side of each Conv2D kernel", ("keras", "torch"), rewritable=True, ranges={"cnn": _c(3, 5)}),
+    Knob("dropout", "float", "Dropout rate", ("keras", "torch"), rewritable=True, ranges={"keras": _f(0.0, 0.5)}),
+    Knob("learning_rate", "float", "the optimizer's learning rate", ("keras", "torch"), default=1e-3, rewritable=True,
          ranges={"keras": _f(1e-4, 1e-2, log=True)}),
     Knob("n_neighbors", "int", "neighbours a k-NN classifier votes with", ("sklearn",), rewritable=True,
          ranges={"KNeighborsClassifier": _i(1, 50, log=True)}),
@@ -56,16 +57,18 @@ _KNOBS = [
          ranges={"RandomForestClassifier": _i(10, 500, log=True)}),
     Knob("max_depth", "int", "deepest a tree may grow", ("sklearn",), rewritable=True,
          ranges={"RandomForestClassifier": _i(2, 64, log=True)}),
-    # Keras
-    Knob("batch_size", "int", "samples per gradient step", ("keras", "sklearn"), default=32,
+    # rewritten in PyTorch scripts only (DataLoader(batch_size=...)); Keras scripts' fit keeps its own
+    Knob("batch_size", "int", "samples per gradient step", ("keras", "torch", "sklearn"), default=32, rewritable=True,
          ranges={"keras": _c(32, 64, 128), "MLPClassifier": _c(32, 64, 128, 256)}),
-    Knob("dense_layers", "int", "hidden Dense layers", ("keras",), ranges={"keras": _i(1, 3), "cnn": _i(0, 2)}),
-    Knob("optimizer", "choice", "the Keras optimizer", ("keras",), default="adam",
-         ranges={"keras": _c("adam", "rmsprop", "nadam", "sgd")}),
-    Knob("activation", "choice", "activation of the hidden layers", ("keras",),
-         ranges={"keras": _c("relu", "elu", "tanh")}),
-    Knob("conv_blocks", "int", "Conv2D + pooling blocks", ("keras",), ranges={"cnn": _i(1, 3)}),
-    Knob("pooling", "choice", "pooling after each conv block", ("keras",), ranges={"cnn": _c("max", "avg")}),
+    # Keras (and PyTorch modules)
+    Knob("dense_layers", "int", "hidden Dense layers", ("keras", "torch"), ranges={"keras": _i(1, 3), "cnn": _i(0, 2)}),
+    Knob("optimizer", "choice", "the optimizer (Keras' names; the PyTorch harness maps them to torch.optim)",
+         ("keras", "torch"), default="adam",
+         ranges={"keras": _c("adam", "rmsprop", "nadam", "sgd"), "torch": _c("adam", "adamw", "rmsprop", "sgd")}),
+    Knob("activation", "choice", "activation of the hidden layers", ("keras", "torch"),
+         ranges={"keras": _c("relu", "elu", "tanh"), "torch": _c("relu", "gelu", "tanh")}),
+    Knob("conv_blocks", "int", "Conv2D + pooling blocks", ("keras", "torch"), ranges={"cnn": _i(1, 3)}),
+    Knob("pooling", "choice", "pooling after each conv block", ("keras", "torch"), ranges={"cnn": _c("max", "avg")}),
     # scikit-learn
     Knob("weights", "choice", "how k-NN weighs its neighbours", ("sklearn",),
          ranges={"KNeighborsClassifier": _c("uniform", "distance")}),
@@ -114,12 +117,14 @@ def default(name: str) -> Any:
     return KNOBS[name].default
 
 
-def space(table: str, names: tuple[str, ...], fallback: str | None = None) -> dict[str, dict[str, Any]]:
-    """The search table `table`: each knob's range for it (else for `fallback`), in the order of `names`."""
+def space(table: str, names: tuple[str, ...], fallback: str | tuple[str, ...] | None = None) -> dict[str, dict[str, Any]]:
+    """The search table `table`: each knob's range for it (else for the first `fallback` that has one), in the
+    order of `names`."""
+    fallbacks = (fallback,) if isinstance(fallback, str) else tuple(fallback or ())
     found = {}
     for name in names:
         ranges = KNOBS[name].ranges
-        entry = ranges.get(table, ranges.get(fallback) if fallback else None)
+        entry = next((ranges[key] for key in (table, *fallbacks) if key in ranges), None)
         if entry is None:
             raise KeyError(f"knob {name!r} has no range for {table!r}")
         found[name] = dict(entry, **({"choices": list(entry["choices"])} if "choices" in entry else {}))

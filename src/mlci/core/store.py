@@ -27,6 +27,7 @@ from mlci.core.states import DoneReason, RunStatus, TrialStatus
 
 CRASH_FILE = "crash.json"  # trials/<n>/: the harness's uncaught exception (type, message), written as it dies
 STOP_FILE = "stop"  # trials/<n>/: mlci asks the harness to end training after the epoch it is in (max_minutes)
+ARTIFACTS = ("model.keras", "model.joblib", "model.pt")  # the trained model a trial leaves (Keras, scikit-learn, PyTorch)
 
 
 def now_iso() -> str:
@@ -313,7 +314,7 @@ class Trial:
         return state
 
     def model_artifact(self) -> Path | None:
-        for name in ("model.keras", "model.joblib"):
+        for name in ARTIFACTS:
             if (self.dir / name).exists():
                 return self.dir / name
         return None
@@ -387,7 +388,7 @@ class Run:
         staging = self.dir / ".best.tmp"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        for name in ("metrics.json", "hparams.json", "model.keras", "model.joblib", "model.py"):
+        for name in ("metrics.json", "hparams.json", *ARTIFACTS, "model.py"):
             if (trial.dir / name).exists():
                 shutil.copy2(trial.dir / name, staging / name)
         write_json(staging / "best.json", {"schema_version": SCHEMA_VERSION, "trial": trial.number})

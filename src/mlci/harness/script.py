@@ -1,7 +1,9 @@
 """Script mode of the harness: run an unmodified script (no build_model) and capture its metric.
 
 The script runs as `__main__` with its own sys.argv, in the trial's own copy of its folder (trials/<n>/work);
-Keras fit/evaluate are hooked (checkpoints for resuming, results for the metric) before it starts.
+Keras fit/evaluate are hooked (checkpoints for resuming, results for the metric) before it starts. A PyTorch
+script is seeded and made deterministic; Lightning's Trainer.fit is hooked for checkpoints, and a plain
+PyTorch loop has none: a killed trial trains again from the start.
 """
 from __future__ import annotations
 
@@ -23,11 +25,11 @@ from mlci.source.detect import check_coding
 from mlci.harness.common import Echo, Heartbeat, user_line, versions as package_versions
 
 from mlci.harness.script_hooks import (KerasCapture, Tee, flush_open_files, install_keras2_compat,
-                                       install_keras_hooks, offline_dataset_hint, redirect_accuracy_writes,
-                                       serve_keras_mnist)
+                                       install_keras_hooks, install_lightning_hooks, offline_dataset_hint,
+                                       redirect_accuracy_writes, serve_keras_mnist)
 from mlci.harness.script_metric import ACCURACY_FILES, SCRIPT_METRICS, capture_metric
 
-VERSIONS = ("keras", "tensorflow", "scikit-learn", "numpy")  # in metrics.json; a warm worker reads them before it forks
+VERSIONS = ("keras", "tensorflow", "torch", "scikit-learn", "numpy")  # in metrics.json; a warm worker reads them before it forks
 
 
 
@@ -79,10 +81,35 @@ def _uses_keras(source: str) -> bool:
     return bool(re.search(r"^\s*(?:import|from)\s+(?:keras|tensorflow|tf_keras)\b", source, re.MULTILINE))
 
 
+def _uses_torch(source: str) -> bool:
+    return bool(re.search(r"^\s*(?:import|from)\s+(?:torch|pytorch_lightning|lightning)\b", source, re.MULTILINE))
+
+
+def _uses_lightning(source: str) -> bool:
+    return bool(re.search(r"^\s*(?:import|from)\s+(?:pytorch_lightning|lightning)\b", source, re.MULTILINE))
+
+
+def _torch_model(namespace: dict[str, Any]) -> Any:
+    """The network a PyTorch script trained: its `model`, else the last nn.Module it left at the top level."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    found = [v for v in namespace.values() if isinstance(v, torch.nn.Module)]
+    named = namespace.get("model")
+    return named if isinstance(named, torch.nn.Module) else (found[-1] if found else None)
+
+
 def _save_artifact(trial_dir: Path, capture: KerasCapture | None, namespace: dict[str, Any], echo: Echo) -> None:
     try:
         if capture is not None and capture.model is not None:
             capture.model.save(trial_dir / "model.keras")
+            return
+        network = _torch_model(namespace)
+        if network is not None:
+            import torch
+
+            torch.save(network.state_dict(), trial_dir / ".model.pt.tmp")
+            os.replace(trial_dir / ".model.pt.tmp", trial_dir / "model.pt")
             return
         import joblib
 
@@ -123,6 +150,7 @@ def train_script(trial_dir: Path, script: Path, *, echo: Echo = print) -> Metric
     os.environ.setdefault("MPLBACKEND", "Agg")  # plt.show() in a script must not wait for a window
     removers: list[Callable[[], None]] = []
     capture: KerasCapture | None = None
+    lightning: KerasCapture | None = None  # what Lightning's hooked Trainer.fit saw (epochs, resume)
     saved = (os.getcwd(), list(sys.argv), list(sys.path), sys.stdout)
     tee = Tee(sys.stdout)
     namespace: dict[str, Any] = {}
@@ -137,6 +165,16 @@ def train_script(trial_dir: Path, script: Path, *, echo: Echo = print) -> Metric
                 np.random.seed(seed)
             except ImportError:
                 pass
+            if _uses_torch(source):  # seeded, deterministic, one thread per CPU it may use (as in module mode)
+                import torch
+
+                from mlci.harness.torch_fit import configure
+
+                configure(torch)
+                torch.manual_seed(seed)
+                if _uses_lightning(source):
+                    lightning = KerasCapture()
+                    removers.append(install_lightning_hooks(trial_dir, lightning, heartbeat, echo))
             if _uses_keras(source):
                 import keras
 
@@ -181,14 +219,17 @@ def train_script(trial_dir: Path, script: Path, *, echo: Echo = print) -> Metric
                 remove()
         found = capture_metric(work, started, metric, capture, tee.all_lines(), settings.accuracy_files)
         _save_artifact(trial_dir, capture, namespace, echo)
-    for leftover in (trial_dir / "checkpoints").glob("keras-fit-*"):
+    checkpoints = trial_dir / "checkpoints"
+    for leftover in [*checkpoints.glob("keras-fit-*"), *checkpoints.glob("lightning-fit-*")]:
         if leftover.is_dir():
             shutil.rmtree(leftover, ignore_errors=True)  # the trial is done: resuming it is no longer needed
-    framework = "keras" if capture is not None else "sklearn" if "sklearn" in source else None
+    fitted = capture or lightning  # the epochs a hooked fit counted
+    framework = ("keras" if capture is not None else "torch" if _uses_torch(source) else
+                 "sklearn" if "sklearn" in source else None)
     metrics = MetricsRecord(trial=record.trial, metric=metric, value=found.value, accuracy=found.accuracy,
                             loss=found.loss, history=capture.history if capture else {},
-                            epochs_done=capture.epochs_done if capture else 1,
-                            resumed_from_epoch=capture.resumed_from_epoch if capture else None,
+                            epochs_done=fitted.epochs_done if fitted else 1,
+                            resumed_from_epoch=fitted.resumed_from_epoch if fitted else None,
                             train_seconds=round(train_seconds, 3), framework=framework, source=found.source,
                             import_seconds=round(time.perf_counter() - started_clock - train_seconds, 3),
                             versions=package_versions(*VERSIONS))

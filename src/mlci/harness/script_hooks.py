@@ -165,6 +165,54 @@ def install_keras_hooks(keras: Any, trial_dir: Path, capture: KerasCapture, hear
     return remove
 
 
+def install_lightning_hooks(trial_dir: Path, capture: KerasCapture, heartbeat: Any, echo: Echo) -> Callable[[], None]:
+    """Wrap PyTorch Lightning's Trainer.fit: a ModelCheckpoint writing last.ckpt each epoch, and a fit of a killed
+    trial started again resumes from it (ckpt_path). Epochs go to the heartbeat; the run's max_minutes stops it."""
+    import importlib
+
+    patched = []
+    for name in ("lightning.pytorch", "pytorch_lightning"):
+        try:
+            lightning = importlib.import_module(name)
+        except ImportError:
+            continue
+        original = lightning.Trainer.fit
+
+        class EpochLog(lightning.Callback):
+            def on_train_epoch_end(self, trainer, pl_module):
+                heartbeat.epoch = capture.epochs_done = trainer.current_epoch + 1
+                if (trial_dir / STOP_FILE).exists():  # the run's max_minutes: end after this epoch's checkpoint
+                    echo(f"mlci: stopping Lightning fit after epoch {trainer.current_epoch + 1}: the run's time is up")
+                    trainer.should_stop = True
+
+        def fit(self, model, *args, _original=original, _lightning=lightning, _log=EpochLog, **kwargs):
+            capture.fits += 1
+            folder = trial_dir / "checkpoints" / f"lightning-fit-{capture.fits}"
+            # save_top_k=1 with no monitor keeps the newest epoch; save_top_k=0 would write last.ckpt only at the end
+            self.callbacks.extend([_lightning.callbacks.ModelCheckpoint(
+                dirpath=str(folder), save_top_k=1, save_last=True, every_n_epochs=1, save_on_train_epoch_end=True),
+                _log()])
+            heartbeat.epochs = self.max_epochs if isinstance(self.max_epochs, int) and self.max_epochs > 0 else None
+            last = folder / "last.ckpt"
+            if last.exists() and kwargs.get("ckpt_path") is None and len(args) < 4:
+                import torch
+
+                capture.resumed_from_epoch = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) + 1
+                kwargs["ckpt_path"] = str(last)
+                echo(f"mlci: Lightning fit #{capture.fits} resumes from its checkpoint after epoch "
+                     f"{capture.resumed_from_epoch}")
+            return _original(self, model, *args, **kwargs)
+
+        lightning.Trainer.fit = fit
+        patched.append((lightning.Trainer, original))
+
+    def remove() -> None:
+        for trainer, original in patched:
+            trainer.fit = original
+
+    return remove
+
+
 def _full_history(history: Any, rows: list[dict[str, Any]]) -> None:
     """The History a script reads covers every epoch, those before a resume too, as numpy scalars.
 
@@ -337,13 +385,17 @@ def flush_open_files(work: Path) -> int:
     """
     import gc
     import io
+    import warnings
 
     gc.collect()  # files only the script's garbage still held are closed (and flushed) here
     root = str(work.resolve())
     flushed = 0
-    for obj in gc.get_objects():
+    with warnings.catch_warnings():  # isinstance on every live object touches PyTorch's deprecated aliases
+        warnings.simplefilter("ignore")
+        files = [obj for obj in gc.get_objects() if isinstance(obj, (io.BufferedIOBase, io.TextIOBase))]
+    for obj in files:
         try:
-            if not isinstance(obj, (io.BufferedIOBase, io.TextIOBase)) or obj.closed or not obj.writable():
+            if obj.closed or not obj.writable():
                 continue
             name = getattr(obj, "name", None)
             if not isinstance(name, (str, bytes, os.PathLike)) or isinstance(name, int):

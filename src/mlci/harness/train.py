@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mlci.harness.common import Echo, Heartbeat, user_line
+from mlci.harness.common import Echo, Heartbeat, passive_openmp, user_line
 from mlci.harness.data import Dataset, load_dataset
 from mlci.source.detect import check_coding
 from mlci.core.errors import TrialError, UsageError
@@ -138,7 +138,10 @@ class TrainContext:
             self.reporter.epoch_end(epoch, row)
 
     def truncate_epoch_log(self, keep: int) -> None:
-        rows = self.logged_epochs()[:keep]
+        self.write_epoch_log(self.logged_epochs()[:keep])
+
+    def write_epoch_log(self, rows: list[dict[str, Any]]) -> None:
+        """The epoch log holds exactly these rows (what a checkpoint says was done)."""
         self.checkpoints.mkdir(parents=True, exist_ok=True)
         self.epoch_log.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
@@ -154,6 +157,19 @@ def _train_keras(model: Any, ctx: TrainContext) -> MetricsRecord:
     from mlci.harness import keras_fit as keras_support
 
     return keras_support.train(model, ctx, keras)
+
+
+def _is_torch_module(model: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
+def _train_torch(model: Any, ctx: TrainContext, module: ModuleType, device: Any) -> MetricsRecord:
+    import torch
+
+    from mlci.harness import torch_fit
+
+    return torch_fit.train(model, ctx, torch, module, device)
 
 
 def _train_sklearn(estimator: Any, ctx: TrainContext) -> MetricsRecord:
@@ -175,6 +191,7 @@ def train_trial(trial_dir: Path, model_file: Path, *, echo: Echo = print) -> Met
     """
     started = time.perf_counter()
     trial_dir = Path(trial_dir)
+    passive_openmp()
     if _is_script(Path(model_file)):
         from mlci.harness.script import train_script
 
@@ -195,7 +212,8 @@ def _train_module(trial_dir: Path, model_file: Path, started: float, echo: Echo)
     build = getattr(module, "build_model", None)
     if not callable(build):
         raise TrialError(f"{shown(model_file)}: no build_model(hp) function",
-                         hint="define build_model(hp) returning a Keras model or a scikit-learn estimator "
+                         hint="define build_model(hp) returning a Keras model, a PyTorch nn.Module or a "
+                              "scikit-learn estimator "
                               "(or run it as a plain script, which mlci supports in script mode)")
     defaults = dict(getattr(module, "HPARAMS", {}) or {})
     hp = {**defaults, **check_hparams(record.hparams, defaults, trial_dir / "hparams.json")}
@@ -218,6 +236,14 @@ def _train_module(trial_dir: Path, model_file: Path, started: float, echo: Echo)
             import keras
 
             keras.utils.set_random_seed(seed)
+        device = None
+        if "torch" in sys.modules:  # the module imported PyTorch: its weights start from the trial's seed
+            import torch
+
+            from mlci.harness.torch_fit import configure
+
+            device = configure(torch)
+            torch.manual_seed(seed)
         try:
             model = build(hp)
         except Exception as exc:
@@ -226,11 +252,14 @@ def _train_module(trial_dir: Path, model_file: Path, started: float, echo: Echo)
         try:
             if _is_keras_model(model):
                 metrics = _train_keras(model, ctx)
+            elif _is_torch_module(model):
+                metrics = _train_torch(model, ctx, module, device)
             elif hasattr(model, "fit") and hasattr(model, "predict"):
                 metrics = _train_sklearn(model, ctx)
             else:
-                raise TrialError(f"{shown(model_file)}: build_model returned {type(model).__name__}, not a Keras model "
-                                 f"or a scikit-learn estimator", hint="return keras.Model or an estimator with fit/predict")
+                raise TrialError(f"{shown(model_file)}: build_model returned {type(model).__name__}, not a Keras model, "
+                                 f"a PyTorch nn.Module or a scikit-learn estimator",
+                                 hint="return keras.Model, torch.nn.Module or an estimator with fit/predict")
         except Exception as exc:
             if reporter is None or not isinstance(exc, TrialPruned):
                 raise

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from mlci.core.errors import BusyError, MlciError
 from mlci.core.states import RunStatus, TrialStatus
-from mlci.core.store import Record, Run, Trial, file_lock, read_record, write_json
+from mlci.core.store import ARTIFACTS, Record, Run, Trial, file_lock, read_record, write_json
 
 Notice = Callable[[str], None]
 ATTEMPTS = 3
@@ -144,7 +144,7 @@ def _log_trial(mlflow: Any, state: TrackingRecord, trial: Trial, tags: dict[str,
     if trial_state.wall_seconds is not None:
         final["wall_seconds"] = trial_state.wall_seconds
     _batch(mlflow, run_id, params=spec.hparams, metrics=final, curves=epoch_curves(trial, metrics))
-    for name in ("model.keras", "model.joblib", "log.txt", "model.diff"):
+    for name in (*ARTIFACTS, "log.txt", "model.diff"):
         if (trial.dir / name).is_file():
             mlflow.log_artifact(run_id, str(trial.dir / name))
     mlflow.set_terminated(run_id, STATUS.get(status, "FINISHED"))

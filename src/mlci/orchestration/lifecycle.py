@@ -50,8 +50,9 @@ def checkpoint_epoch(trial: Trial) -> int | None:
     for meta in [trial.checkpoints / "keras" / "training_metadata.json", *reversed(fits)]:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             return int(json.loads(meta.read_text())["epoch"])
-    saved = [int(p.stem.split("-")[-1]) for p in (trial.checkpoints / "sklearn").glob("epoch-*.joblib")
-             if p.stem.split("-")[-1].isdigit()]
+    saved = [int(p.stem.split("-")[-1]) for p in [*(trial.checkpoints / "sklearn").glob("epoch-*.joblib"),
+                                                   *(trial.checkpoints / "torch").glob("epoch-*.pt")]
+             if p.stem.split("-")[-1].isdigit()]  # a scikit-learn estimator's or a PyTorch module's epochs
     if saved:
         return max(saved)
     epoch = heartbeat(trial).get("epoch")

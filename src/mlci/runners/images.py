@@ -28,8 +28,9 @@ IMAGES: dict[str, tuple[str | None, str | None]] = {
     "base": (None, None),
     "sklearn": ("base", None),
     "keras": ("base", "keras"),
+    "torch": ("base", "torch"),
 }
-FRAMEWORKS = ("sklearn", "keras")
+FRAMEWORKS = ("sklearn", "keras", "torch")
 REGISTRY_BASE = "python:3.11-slim"
 LOCAL_BASE = "mlci/bookworm-python:3.11"  # what make-base-image.sh makes (`mlci images make-base`)
 HASH_LABEL = "mlci.content-hash"
@@ -250,7 +251,7 @@ def _link(source: Path, target: Path) -> None:
 
 def build_images(names: Iterable[str] | None = None, *, base: str | None = None, wheelhouse: Path | None = None,
                  force: bool = False, progress: Progress = lambda line: None, client=None) -> list[BuildResult]:
-    """Build base, sklearn and keras (or `names` and what they stand on); skip the unchanged ones."""
+    """Build base, sklearn, keras and torch (or `names` and what they stand on); skip the unchanged ones."""
     wanted = list(names or IMAGES)
     for name in wanted:
         if name not in IMAGES:

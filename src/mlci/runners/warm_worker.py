@@ -28,12 +28,16 @@ PRELOAD = {
     "keras": ("numpy", "tensorflow", "keras", "mlci.harness.keras_fit"),
     "sklearn": ("numpy", "scipy.sparse", "sklearn.base", "sklearn.metrics", "sklearn.model_selection", "joblib",
                 "mlci.harness.sklearn_fit"),
+    # importing torch starts no thread pool (its first operation does), so a fork of the worker is safe;
+    # torch._dynamo is what the first optimizer (and use_deterministic_algorithms) imports (bench/overhead.py)
+    "torch": ("numpy", "torch", "torch.nn", "torch.optim", "torch._dynamo", "mlci.harness.torch_fit"),
 }
 COMMON = ("mlci.cli", "mlci.cli.pipeline", "mlci.harness.train", "mlci.harness.data", "mlci.harness.script")
 # Beside those, the modules of these libraries that the model file imports (`from sklearn.neighbors import ...`):
 # the worker imports what its model needs, not every estimator family. Never the user's own modules: importing
 # them could run their code (a plain script trains when imported).
-LIBRARIES = frozenset({"numpy", "scipy", "sklearn", "joblib", "pandas", "keras", "tensorflow", "tf_keras"})
+LIBRARIES = frozenset({"numpy", "scipy", "sklearn", "joblib", "pandas", "keras", "tensorflow", "tf_keras", "torch",
+                       "torchvision", "lightning", "pytorch_lightning"})
 
 
 def library_imports(source: str) -> list[str]:
@@ -94,6 +98,9 @@ def preload(framework: str, modules: list[str] | tuple[str, ...] = ()) -> float:
     started = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as `mlci train` sets it, before TensorFlow reads it
+    from mlci.harness.common import passive_openmp
+
+    passive_openmp()  # as `mlci train` does, before torch is imported
     for name in (*PRELOAD.get(framework, ()), *[m for m in modules if m.split(".")[0] in LIBRARIES], *COMMON):
         try:
             importlib.import_module(name)
@@ -101,7 +108,7 @@ def preload(framework: str, modules: list[str] | tuple[str, ...] = ()) -> float:
             pass  # a missing extra: the trial that needs it reports it, as in a fresh process
     from mlci.harness.common import versions
 
-    for fit in ("mlci.harness.keras_fit", "mlci.harness.sklearn_fit", "mlci.harness.script"):
+    for fit in ("mlci.harness.keras_fit", "mlci.harness.sklearn_fit", "mlci.harness.torch_fit", "mlci.harness.script"):
         module = sys.modules.get(fit)
         if module is not None:
             versions(*module.VERSIONS)  # metadata scans, done once: every trial inherits the answer

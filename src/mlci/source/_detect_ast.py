@@ -92,6 +92,7 @@ class Facts:
     unresolved_fits: list[int] = field(default_factory=list)
     keras_style_fits: list[int] = field(default_factory=list)  # unresolved, but called the way only Keras is
     module_mode: bool = False
+    never_instantiated: set[Model] = field(default_factory=set)  # model classes defined here, never called here
     aliases: dict[str, str] = field(default_factory=dict)
     stars: list[str] = field(default_factory=list)
     bound: set[str] = field(default_factory=set)
@@ -102,14 +103,18 @@ class Facts:
         return list(self.layers)
 
     def _training_loops(self) -> None:
-        """A PyTorch loop (backward, optimizer.step) or a GradientTape loop trains the models built here."""
+        """A PyTorch loop (backward, optimizer.step) or a GradientTape loop trains the models built here.
+
+        Not a model class that this file defines but never instantiates, when it instantiates another.
+        """
         done = {t.model for t in self.trained}
         for framework in ("torch", "keras"):
             lines = self.signals.get(framework)
             if not lines:
                 continue
-            for model in self.constructed:
-                if model.framework == framework and model not in done:
+            built = [model for model in self.constructed if model.framework == framework]
+            for model in [m for m in built if m not in self.never_instantiated] or built:
+                if model not in done:
                     done.add(model)
                     self.trained.append(Trained(model, max(lines), "training loop"))
 
@@ -572,8 +577,12 @@ class AstFacts(Facts):
         tops = set(self.imported_frameworks())
         if any("torch" in names for names in self.refs.values()) and "torch" not in self.bound:
             tops.add("torch")  # `torch.device(...)` with the import hidden in a star import of a helper
+        called = {call.func.id for call, _ in self.calls if isinstance(call.func, ast.Name)}
         for name in self.classes:
-            self.constructed.extend(self.class_type(name))
+            models = self.class_type(name)
+            self.constructed.extend(models)
+            if name not in called:
+                self.never_instantiated.update(models)
         for call, scope in self.calls:
             func = call.func
             qualified = self.resolve(func)
@@ -643,11 +652,9 @@ class AstFacts(Facts):
             reach.add(sid)
             if self.kind.get(sid) == "class":
                 todo.extend(self._descendants(sid))
-            for name in self.refs.get(sid, ()):
+            for name in self.refs.get(sid, ()):  # functions and classes by name, nested ones too
                 todo.extend(self.defs.get(name, []))
                 todo.extend(s for s, _ in self.classes.get(name, []))
-            todo.extend(child for child in self.children.get(sid, []) if self.kind[child] == "class"
-                        and self.def_names[child] in self.refs.get(sid, ()))
         return [layer for layer in self.layers if layer.scope in reach]
 
     def _descendants(self, sid: int) -> list[int]:

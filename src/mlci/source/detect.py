@@ -179,9 +179,8 @@ def _architecture(framework: str, found: str | None, models: list[Model], all_fa
     if choice is None:  # the models' own scopes show no layers: any layer of that framework in the code
         choice = _layer_choice([layer for facts in all_facts for layer in facts.layers
                                 if layer.symbol.framework == framework])
-    if choice is None:
-        hinted = [model.arch for model in mine if model.arch in ("cnn", "rnn")]
-        return (hinted[0] if hinted else "ann"), None
+    if choice is None:  # (a model whose name says cnn or rnn, keras.applications.*, is a layer where it is built)
+        return "ann", None
     arch, layer = choice
     last = layer.symbol.name.rsplit(".", 1)[-1]
     owner = _owner(layer, all_facts, models)

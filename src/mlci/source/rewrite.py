@@ -3,19 +3,22 @@
 `scan(source)` finds the knobs (literals of epochs, units, filters, kernel size, dropout, learning
 rate, scikit-learn parameters; where a layer can be inserted) with their lines; `rewrite(...)`
 applies a dict of knob values to a copy and returns the new source and a unified diff.
+PyTorch scripts' knobs are found by mlci.source._rewrite_torch; the writing is the same.
 """
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from mlci.core.errors import UsageError
 from mlci.core.knobs import REWRITABLE, REWRITABLE_INTS
+from mlci.source._cst_sites import Site, SiteReader, Unresolved, _arg, _name
+from mlci.source._rewrite_torch import is_torch, torch_sites
 from mlci.source.mode import is_script  # noqa: F401  (the one module/script rule, re-exported)
 
 KERAS_MODULES = {"keras", "tensorflow", "tf_keras"}
@@ -49,22 +52,6 @@ SITE_ORDER = (*SCALAR_KNOBS, "optimizer")
 
 
 @dataclass
-class Site:
-    """One place in the source that holds a knob's value."""
-
-    knob: str
-    line: int
-    value: Any
-    text: str  # the call as written, shortened
-    literal: cst.BaseExpression | None  # the literal to replace; None: the keyword is added to `call`
-    call: cst.Call
-    keyword: str | None = None
-    via: str | None = None  # "EPOCHS = 5 (line 3)" when the call names a module-level constant
-    shape: int = 0  # kernel_size written as a tuple of this length (0: an int)
-    template: str | None = None  # the literal becomes this code: "keras.optimizers.Adam(learning_rate={value})"
-
-
-@dataclass
 class Container:
     """A model whose layers mlci can extend: a Sequential list, `.add` calls, or a functional chain."""
 
@@ -80,15 +67,6 @@ class Container:
     @property
     def hidden_dense(self) -> int:
         return max(len(self.dense) - 1, 0)
-
-
-@dataclass
-class Unresolved:
-    knob: str
-    line: int
-    text: str
-    why: str
-    call: cst.Call | None = None
 
 
 @dataclass
@@ -116,7 +94,7 @@ class Scan:
         """The script's own values of its knobs: the baseline trial's hyperparameters."""
         values: dict[str, Any] = {}
         for site in self.sites:
-            if site.value is not None and site.knob not in values:
+            if site.value is not None and site.knob not in values and site.follows is None:
                 values[site.knob] = site.value
         box = self.container
         if box is not None:
@@ -141,6 +119,8 @@ class Scan:
             where = f"{self.path}:{site.line}"
             value = f"{site.value!r} (not written: the library's default)" if site.literal is None else repr(site.value)
             via = f" via {site.via}" if site.via else ""
+            if site.follows is not None:
+                via += f" (follows line {site.follows.line})"
             shown.append(f"{where}: {site.knob} = {value}  in {site.text}{via}")
         box = self.container
         if box is not None:
@@ -164,68 +144,21 @@ class Rewrite:
 # ----------------------------------------------------------------------------- reading
 
 
-def _name(func: cst.BaseExpression) -> str:
-    if isinstance(func, cst.Name):
-        return func.value
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    return ""
+class _Reader(SiteReader):
+    """Keras and scikit-learn knobs (PyTorch's are read by mlci.source._rewrite_torch)."""
 
-
-def _literal(node: cst.BaseExpression) -> tuple[bool, Any]:
-    if isinstance(node, cst.Integer):
-        return True, int(node.evaluated_value)
-    if isinstance(node, cst.Float):
-        return True, float(node.evaluated_value)
-    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
-        ok, value = _literal(node.expression)
-        return ok, -value if ok else None
-    if isinstance(node, cst.Tuple) and node.elements:
-        values = [_literal(e.value) for e in node.elements]
-        if all(ok for ok, _ in values):
-            return True, tuple(v for _, v in values)
-    return False, None
-
-
-def _arg(call: cst.Call, keyword: str | Iterable[str], position: int | None) -> cst.Arg | None:
-    keywords = {keyword} if isinstance(keyword, str) else set(keyword)
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value in keywords:
-            return arg
-    if position is not None:
-        positional = [a for a in call.args if a.keyword is None and not a.star]
-        if len(positional) > position:
-            return positional[position]
-    return None
-
-
-class _Reader(cst.CSTVisitor):
     def __init__(self, module: cst.Module, path: str, positions):
-        self.module = module
-        self.path = path
-        self.positions = positions
-        self.constants: dict[str, list[tuple[cst.BaseExpression, int]]] = {}
-        self.sites: list[Site] = []
-        self.unresolved: list[Unresolved] = []
-        self.imports: set[str] = set()
+        super().__init__(module, path, positions)
         self.sklearn_names: set[str] = set()  # variables bound to scikit-learn estimators
         self.keras_names: set[str] = set()  # variables bound to Sequential(...), Model(...), a local builder
         self.functions: set[str] = set()
         self.keras_ref: str | None = None  # how this file names the keras module (keras, tf.keras, ...)
         self.layer_calls: list[cst.Call] = []
 
-    def line(self, node: cst.CSTNode) -> int:
-        return self.positions[node].start.line
-
-    def text(self, node: cst.CSTNode) -> str:
-        code = " ".join(self.module.code_for_node(node).split())
-        return code if len(code) <= 70 else code[:67] + "..."
-
-    # imports and module-level constants
     def visit_Import(self, node: cst.Import) -> None:
+        super().visit_Import(node)
         for alias in node.names:
             dotted = self.module.code_for_node(alias.name)
-            self.imports.add(dotted.split(".")[0])
             bound = alias.asname.name.value if alias.asname and isinstance(alias.asname.name, cst.Name) else None
             if dotted in ("keras", "tensorflow.keras"):
                 self.keras_ref = self.keras_ref or bound or dotted
@@ -233,8 +166,8 @@ class _Reader(cst.CSTVisitor):
                 self.keras_ref = self.keras_ref or f"{bound or dotted}.keras"
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        super().visit_ImportFrom(node)
         if node.module is not None:
-            self.imports.add(self.module.code_for_node(node.module).split(".")[0])
             if self.module.code_for_node(node.module) == "tensorflow" and not isinstance(node.names, cst.ImportStar):
                 for alias in node.names:
                     if alias.name.value == "keras":
@@ -242,9 +175,9 @@ class _Reader(cst.CSTVisitor):
                         self.keras_ref = self.keras_ref or bound
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        super().visit_Assign(node)
         for target in node.targets:
             if isinstance(target.target, cst.Name):
-                self.constants.setdefault(target.target.value, []).append((node.value, self.line(node)))
                 if isinstance(node.value, cst.Call) and _name(node.value.func) in SKLEARN_KNOBS:
                     self.sklearn_names.add(target.target.value)
                 if isinstance(node.value, cst.Call) and (_name(node.value.func) in MODEL_BUILDERS | {"Model"}
@@ -253,14 +186,6 @@ class _Reader(cst.CSTVisitor):
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.functions.add(node.name.value)
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if isinstance(node.target, cst.Name):
-            self.constants.setdefault(node.target.value, []).append((node.value, -1))
-
-    def visit_For(self, node: cst.For) -> None:
-        for name in _names_in(node.target):
-            self.constants.setdefault(name, []).append((node.iter, -1))
 
     # the calls that hold knobs
     def visit_Call(self, node: cst.Call) -> None:
@@ -271,21 +196,21 @@ class _Reader(cst.CSTVisitor):
             self._fit(node)
         elif name in SKLEARN_KNOBS:
             for keyword, position, default in SKLEARN_KNOBS[name]:
-                self._knob(node, keyword, keyword, position, default=default, insert=True)
+                self.knob(node, keyword, keyword, position, default=default, insert=True)
         elif name in OPTIMIZERS:
-            self._knob(node, "learning_rate", ("learning_rate", "lr"), 0, default=OPTIMIZERS[name],
+            self.knob(node, "learning_rate", ("learning_rate", "lr"), 0, default=OPTIMIZERS[name],
                        insert=bool(self.imports & KERAS_MODULES))
             if self.imports & KERAS_MODULES:  # the class is a knob too: the call is rewritten whole
                 self.sites.append(Site("optimizer", self.line(node), name.lower(), self.text(node), node, node))
         elif name == "compile" and isinstance(node.func, cst.Attribute) and self.imports & KERAS_MODULES:
             self._optimizer_by_name(node)
         elif name in DROPOUT:
-            self._knob(node, "dropout", "rate", 0)
+            self.knob(node, "dropout", "rate", 0)
         elif name in CONV:
-            self._knob(node, "filters", "filters", 0)
-            self._knob(node, "kernel_size", "kernel_size", 1)
+            self.knob(node, "filters", "filters", 0)
+            self.knob(node, "kernel_size", "kernel_size", 1)
         elif name in DENSE:
-            self._knob(node, "units", ("units", "output_dim"), 0)  # output layers are dropped in scan()
+            self.knob(node, "units", ("units", "output_dim"), 0)  # output layers are dropped in scan()
 
     def _fit(self, node: cst.Call) -> None:
         receiver = node.func.value if isinstance(node.func, cst.Attribute) else None
@@ -294,7 +219,7 @@ class _Reader(cst.CSTVisitor):
         keras_model = name in self.keras_names or ("model" in name.lower() and name not in self.sklearn_names)
         if not has_epochs and not (self.imports & KERAS_MODULES and keras_model):
             return  # a scikit-learn fit (a scaler, an estimator): it takes no epochs
-        self._knob(node, "epochs", ("epochs", "nb_epoch"), 3, default=1, insert=True)
+        self.knob(node, "epochs", ("epochs", "nb_epoch"), 3, default=1, insert=True)
 
     def _optimizer_by_name(self, call: cst.Call) -> None:
         """compile(optimizer="adam"): the learning rate is Keras' default until mlci writes the optimizer out."""
@@ -308,48 +233,6 @@ class _Reader(cst.CSTVisitor):
         self.sites.append(Site("optimizer", self.line(call), class_name.lower(), self.text(call), arg.value, call))
         self.sites.append(Site("learning_rate", self.line(call), OPTIMIZERS[class_name], self.text(call), arg.value,
                                call, "optimizer", template=f"{keras_ref}.optimizers.{class_name}(learning_rate={{value}})"))
-
-    def _knob(self, call: cst.Call, knob: str, keyword, position: int | None, *, default: Any = None,
-              insert: bool = False) -> None:
-        arg = _arg(call, keyword, position)
-        main_keyword = keyword if isinstance(keyword, str) else keyword[0]
-        if arg is None:
-            if insert and default is not None:
-                self.sites.append(Site(knob, self.line(call), default, self.text(call), None, call, main_keyword))
-            return
-        node, via = arg.value, None
-        if isinstance(node, cst.Name) and node.value not in ("None", "True", "False"):
-            bound = self.constants.get(node.value, [])
-            if len(bound) == 1 and bound[0][1] > 0 and _literal(bound[0][0])[0]:
-                node, via = bound[0][0], f"{arg.value.value} = {self.text(bound[0][0])} (line {bound[0][1]})"
-            else:
-                why = ("its value is computed at run time" if bound else "it is not defined in this file")
-                self.unresolved.append(Unresolved(knob, self.line(call), self.text(call),
-                                                  f"{main_keyword}={arg.value.value}: {why}", call))
-                return
-        ok, value = _literal(node)
-        if not ok:
-            self.unresolved.append(Unresolved(knob, self.line(call), self.text(call),
-                                              f"{self.text(arg.value)} is not a literal number", call))
-            return
-        shape = 0
-        if knob == "kernel_size" and isinstance(value, tuple):
-            if len(set(value)) != 1 or not all(isinstance(v, int) for v in value):
-                self.unresolved.append(Unresolved(knob, self.line(call), self.text(call), "a non-square kernel", call))
-                return
-            shape, value = len(value), value[0]
-        if isinstance(value, tuple) or (knob in INT_KNOBS and not isinstance(value, int)):
-            return
-        self.sites.append(Site(knob, self.line(call), value, self.text(call), node, call, main_keyword, via, shape))
-
-
-def _names_in(target: cst.BaseExpression) -> list[str]:
-    if isinstance(target, cst.Name):
-        return [target.value]
-    if isinstance(target, (cst.Tuple, cst.List)):
-        return [n for e in target.elements for n in _names_in(e.value)]
-    return []
-
 
 def _layer_of(expr: cst.BaseExpression) -> cst.Call | None:
     """The layer constructor in `Dense(8)` or in the functional `Dense(8)(x)`."""
@@ -438,6 +321,10 @@ def scan(source: str, path: str = "model.py") -> Scan:
     positions = wrapper.resolve(PositionProvider)
     reader = _Reader(wrapper.module, path, positions)
     wrapper.module.visit(reader)
+    if is_torch(reader.imports) and not reader.imports & KERAS_MODULES:
+        _, sites, unresolved = torch_sites(wrapper.module, path, positions)
+        sites.sort(key=lambda s: (s.line, SITE_ORDER.index(s.knob)))
+        return Scan(path, sites, [], unresolved, "torch", wrapper.module, positions)
     framework = "keras" if reader.imports & KERAS_MODULES else ("sklearn" if "sklearn" in reader.imports else None)
     containers = _containers(wrapper.module, reader) if framework == "keras" else []
     # The output layer's units are the number of classes: never a knob.
@@ -519,6 +406,8 @@ def rewrite(source: str, hparams: dict[str, Any], path: str = "model.py", new_pa
         for site in (s for s in found.sites if s.knob == knob and id(s.literal) not in replace
                      and id(s.call) not in replace):
             value = _scaled(site.value, base, new, knob)
+            if site.follows is not None:
+                value = _scaled(site.follows.value, base, new, knob) * (site.value // site.follows.value)
             like = 1 if knob in INT_KNOBS else 1.0
             expr = _number(value, like)
             if site.shape:

@@ -9,7 +9,8 @@ import re
 
 import libcst as cst
 
-from mlci.source.rewrite import CONV, POOL, _arg, _literal, _name, scan
+from mlci.source._cst_sites import _arg, _literal, _name
+from mlci.source.rewrite import CONV, POOL, scan
 
 # When the script never writes its input shape, the data set it loads tells the side of its images.
 KNOWN_SIDES = (("load_digits", 8), ("mnist", 28), ("fashion", 28), ("cifar", 32))

@@ -82,6 +82,10 @@ KERAS: dict[str, dict[str, Any]] = space("keras", KERAS_KNOBS)  # shared by ever
 CNN: dict[str, dict[str, Any]] = space("cnn", KERAS_KNOBS + ("conv_blocks", "filters", "kernel_size", "pooling"),
                                        fallback="keras")
 ANN: dict[str, dict[str, Any]] = space("ann", KERAS_KNOBS, fallback="keras")
+# PyTorch modules (nn.Module from build_model): the same knobs, with torch's own optimizer and activation choices.
+TORCH_CNN: dict[str, dict[str, Any]] = space("cnn", KERAS_KNOBS + ("conv_blocks", "filters", "kernel_size", "pooling"),
+                                             fallback=("torch", "keras"))
+TORCH_MLP: dict[str, dict[str, Any]] = space("ann", KERAS_KNOBS, fallback=("torch", "keras"))
 
 # scikit-learn estimators by type: the class the model module builds decides the table.
 SKLEARN_KNOBS = {
@@ -206,6 +210,8 @@ def builtin_table(framework: str, architecture: str, model_file: Path | None) ->
     if framework == "sklearn":
         found = estimator_class(model_file) if model_file else None
         return SKLEARN.get(found, SKLEARN_ANY) if found else SKLEARN_ANY
+    if framework == "torch":
+        return TORCH_CNN if architecture == "cnn" else TORCH_MLP
     return CNN if architecture == "cnn" else ANN
 
 

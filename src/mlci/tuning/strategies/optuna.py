@@ -29,6 +29,7 @@ MAX_HISTORY = 200
 SOURCE = "mlci_source"  # user attr of an enqueued trial: why it is proposed
 KEY = "mlci_key"  # user attr of a trial added from the run store: "<run id>#<trial>"
 # A Keras module's first look trains this many epochs; the second the same model this many times as long.
+DEEP = ("keras", "torch")  # trained in epochs: cheap first looks before the search
 LOOK_EPOCHS = 3
 LOOK_FACTOR = 3
 REFUSED = "mlci_refused"  # user attr of an asked trial that could not train (why): it failed before any training
@@ -259,15 +260,18 @@ class OptunaStrategy(Strategy):
         return point
 
     def first_look(self) -> dict[str, Any]:
-        """A Keras script's first proposal: what most often lifts a weak script at little cost (the ladder's
-        first steps at once): a few more epochs, at least 64 units, Adam at its default rate; the layers,
-        filters and dropout as the script has them (a middle of every range would train 5x the epochs)."""
-        return self._near({"epochs": max(3, 2 * int(self.baseline.get("epochs") or 1)),
-                           "units": max(64, int(self.baseline.get("units") or 64)),
-                           "optimizer": "adam", "learning_rate": 1e-3})
+        """A Keras or PyTorch script's first proposal: what most often lifts a weak script at little cost (the
+        ladder's first steps at once): a few more epochs, at least 64 units, Adam at its default rate (where the
+        optimizer is a knob: a PyTorch script keeps its optimizer, so its own rate); the layers, filters and
+        dropout as the script has them (a middle of every range would train 5x the epochs)."""
+        wished = {"epochs": max(3, 2 * int(self.baseline.get("epochs") or 1)),
+                  "units": max(64, int(self.baseline.get("units") or 64))}
+        if "optimizer" in self.baseline:
+            wished.update(optimizer="adam", learning_rate=1e-3)
+        return self._near(wished)
 
     def module_looks(self) -> list[dict[str, Any]]:
-        """A Keras model module's first proposals, cheap before expensive as Hyperband's first bracket: a
+        """A Keras or PyTorch model module's first proposals, cheap before expensive as Hyperband's first bracket: a
         promising model (at least 2 conv blocks of 32 filters, a dense layer of 256 units, Adam at 3e-3) for
         LOOK_EPOCHS epochs, then the same model for LOOK_FACTOR times as many. The centre of the space
         would train 10 epochs of a middling model at once."""
@@ -286,9 +290,9 @@ class OptunaStrategy(Strategy):
             return
         if not (self.starts_at_centre and self.space):
             return
-        if self.framework == "keras" and self.script:
+        if self.framework in DEEP and self.script:
             study.enqueue_trial(self.first_look(), user_attrs={SOURCE: "first-look"})
-        elif self.framework == "keras":
+        elif self.framework in DEEP:
             for look in self.module_looks():
                 study.enqueue_trial(look, user_attrs={SOURCE: "first-look"})
         else:
