@@ -220,7 +220,9 @@ def test_a_worker_imports_the_libraries_its_model_names_never_the_users_own_modu
     assert library_imports("def broken(:\n") == []
     model = sgd_model(tmp_path / "m")  # imports sklearn.linear_model at the top, pacing (its own) in build_model
     warm.warm_up("sklearn", model)
-    command = Path(f"/proc/{warm.workers['sklearn'].process.pid}/cmdline").read_bytes().split(b"\0")
+    cmdline = Path(f"/proc/{warm.workers['sklearn'].process.pid}/cmdline")
+    _wait(lambda: b"mlci.runners.warm_worker" in cmdline.read_bytes(), "the worker's exec")  # empty mid-exec
+    command = cmdline.read_bytes().split(b"\0")
     assert b"sklearn.linear_model" in command and b"pacing" not in command
     trained(warm, spec(model, tmp_path / "first", "sklearn"))  # and it trains as before
 
