@@ -17,6 +17,7 @@ from mlci.core.workarea import work_dir
 from mlci.runners.base import LaunchSpec, Runner, Status
 
 EXIT_FILE = "exit_code"  # written by the harness as it ends, read when the process is not our child
+REAP_SECONDS = 5.0  # a process seen ended (a zombie) is reaped within this: its last threads are exiting
 
 
 def _signal_name(number: int) -> str:
@@ -97,9 +98,16 @@ class LocalRunner(Runner):
     def wait(self, handle: str, timeout: float | None = None) -> Status:
         """Wakes the moment the process ends (a pidfd), our child or not: no polling interval lies between a
         trial's end and the next launch."""
-        if not _wait_gone(int(handle), timeout):
+        pid = int(handle)
+        if not _wait_gone(pid, timeout):
             return Status("running", handle)
-        return self.status(handle)  # a child of ours is reaped here
+        child = self._children.get(pid)
+        if child is not None:
+            try:  # a zombie leader whose other threads are still exiting cannot be reaped yet: wait for them
+                child[0].wait(timeout=REAP_SECONDS)
+            except subprocess.TimeoutExpired:
+                return Status("running", handle)
+        return self.status(handle)
 
     def kill(self, handle: str) -> None:
         pid = int(handle)
