@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,30 @@ def test_sklearn_run_tweaks_until_the_threshold(knn_model, home):
     assert "reached the threshold" in (run.dir / "report.html").read_text()
     assert list(run.outbox.glob("success*.json"))
     assert "threshold met" in done.stdout
+
+
+def test_mlci_run_leaves_no_import_thread_and_no_worker_behind(knn_model, home):
+    """The background imports (Optuna, matplotlib) and the warm worker started before the first trial end with
+    the run, also when the run has nothing left to train."""
+    import threading
+
+    def warm_workers() -> list[str]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                stat, command = (entry / "stat").read_text(), (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"mlci.runners.warm_worker" in command:
+                found.append(entry.name)
+        return found
+
+    for _ in range(2):  # the second run finds the run finished: nothing trains
+        result = run_pipeline(knn_model, store=RunStore(home), overrides={"max_trials": 1}, notify_outcome=False)
+        assert not [t for t in threading.enumerate() if t.name == "mlci-import-ahead"]
+        assert warm_workers() == []
+    assert len(result.run.trials()) == 1 and result.run.trial(0).state().runner == "warm"
 
 
 def test_rerunning_continues_the_same_run(knn_model, home):

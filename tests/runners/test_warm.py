@@ -16,12 +16,14 @@ import numpy as np
 import pytest
 
 from conftest import KERAS_DIGITS_SOURCE, write_model
+from mlci.core.errors import RunnerError
 from mlci.core.store import HparamsRecord, RunStore, write_json
 from mlci.orchestration.lifecycle import epochs_logged, follow, launch_trial
 from mlci.orchestration.pipeline import run_pipeline
 from mlci.orchestration.runs import prepare_run
 from mlci.runners import LaunchSpec, LocalRunner, get_runner
 from mlci.runners.warm import WarmRunner
+from mlci.runners.warm_worker import library_imports
 
 SGD_SOURCE = '''
     """An SGD classifier that draws from the global random streams and can be slowed or made to leak."""
@@ -195,3 +197,52 @@ def test_parallel_slots_share_one_worker_and_every_trial_ends(tmp_path, home):
     states = [trial.state() for trial in result.run.trials()]
     assert len(states) == 4 and all(s.status == "succeeded" and s.runner == "warm" for s in states)
     assert len({s.pid for s in states}) == 4  # a process per trial
+
+
+def test_a_warm_up_imports_in_the_background_and_its_worker_serves_the_first_trial(tmp_path, warm):
+    model = sgd_model(tmp_path / "m")
+    warm.warm_up("sklearn")  # returns before the worker has imported anything
+    worker = warm.workers["sklearn"]
+    assert worker.process.poll() is None
+    trained(warm, spec(model, tmp_path / "first", "sklearn", seed=3))
+    assert warm.workers["sklearn"] is worker and worker.pid == worker.process.pid and worker.import_seconds > 0
+    warm.close()
+    assert worker.process.returncode == 0  # stdin's end: it ends at once, skipping the interpreter's teardown
+
+
+def test_a_worker_imports_the_libraries_its_model_names_never_the_users_own_modules(tmp_path, warm):
+    source = ("import numpy as np\nfrom sklearn import neighbors\nfrom sklearn.linear_model import SGDClassifier\n"
+              "import pacing\nfrom . import sibling\nfrom pacing import Paced\n"
+              "def build_model(hp):\n    from sklearn.ensemble import RandomForestClassifier\n")
+    assert library_imports(source) == ["numpy", "sklearn", "sklearn.neighbors", "sklearn.linear_model",
+                                       "sklearn.linear_model.SGDClassifier", "sklearn.ensemble",
+                                       "sklearn.ensemble.RandomForestClassifier"]
+    assert library_imports("def broken(:\n") == []
+    model = sgd_model(tmp_path / "m")  # imports sklearn.linear_model at the top, pacing (its own) in build_model
+    warm.warm_up("sklearn", model)
+    cmdline = Path(f"/proc/{warm.workers['sklearn'].process.pid}/cmdline")
+    _wait(lambda: b"mlci.runners.warm_worker" in cmdline.read_bytes(), "the worker's exec")  # empty mid-exec
+    command = cmdline.read_bytes().split(b"\0")
+    assert b"sklearn.linear_model" in command and b"pacing" not in command
+    trained(warm, spec(model, tmp_path / "first", "sklearn"))  # and it trains as before
+
+
+def test_closing_a_runner_whose_warm_up_no_trial_used_ends_the_importing_worker():
+    runner = WarmRunner()
+    runner.warm_up("keras")  # importing TensorFlow takes seconds: close() does not wait for it
+    process = runner.workers["keras"].process
+    runner.close()
+    assert process.poll() is not None
+
+
+def test_a_warm_up_that_cannot_start_is_reported_by_the_first_trial_once(tmp_path, warm, monkeypatch):
+    model = sgd_model(tmp_path / "m")
+    monkeypatch.setattr("sys.executable", "/bin/false")  # a worker that ends at once, before it is ready
+    warm.warm_up("sklearn")
+    worker = warm.workers["sklearn"]
+    worker.process.wait()
+    with pytest.raises(RunnerError) as caught:
+        warm.start(spec(model, tmp_path / "first", "sklearn"))
+    assert "the warm sklearn worker did not start" in caught.value.message
+    assert 'workers = "fresh"' in caught.value.hint
+    assert warm.workers["sklearn"] is worker  # its own failure, not a second worker's

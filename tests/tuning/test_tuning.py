@@ -357,3 +357,22 @@ def test_jenkins_steps_continue_one_study_across_processes(tmp_path, home):
     assert [t.hparams().proposed_by for t in run.trials()] == ["baseline", "optuna:centre", "optuna:tpe"]
     states = [t.state.name for t in study_of(run).trials]
     assert states == ["COMPLETE", "COMPLETE", "COMPLETE"], "each tweak told the study the trial before it"
+
+
+def test_a_process_opens_one_storage_per_study_database_and_a_replaced_file_afresh(tmp_path):
+    """Opening a storage builds an engine and checks the schema with Alembic: once per database, not per
+    proposal. A study.db deleted and made again (another inode) is a new database and is opened again."""
+    import optuna
+
+    from mlci.tuning.study import open_storage
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    first = open_storage(url)
+    assert open_storage(url) is first
+    optuna.create_study(storage=first, study_name="kept")
+    (tmp_path / "study.db").unlink()
+    again = open_storage(url)
+    assert again is not first
+    assert [s.study_name for s in optuna.get_all_study_summaries(again)] == []  # the new file, not the old one
+    other = open_storage(f"sqlite:///{tmp_path / 'other.db'}")
+    assert other is not again and open_storage(url) is again

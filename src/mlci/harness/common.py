@@ -4,6 +4,7 @@ train, script, keras_fit and sklearn_fit import from here; this module imports n
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -47,6 +48,14 @@ def history(rows: list[dict[str, Any]]) -> dict[str, list[float]]:
 
 def versions(*names: str) -> dict[str, str]:
     """Python's and these installed packages' versions (missing packages are left out)."""
+    return dict(_versions(names))
+
+
+@functools.lru_cache(maxsize=None)
+def _versions(names: tuple[str, ...]) -> dict[str, str]:
+    # Reading package metadata scans every distribution on sys.path; a warm worker asks once before it
+    # forks (warm_worker.preload), so its trials inherit the answer. Installed versions do not change under
+    # a running process.
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": sys.version.split()[0]}

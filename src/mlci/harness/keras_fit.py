@@ -18,6 +18,8 @@ from mlci.core.knobs import default as knob_default
 from mlci.core.store import MetricsRecord
 from mlci.harness.common import history as epoch_history, versions as package_versions
 
+VERSIONS = ("keras", "tensorflow", "tensorflow-cpu", "numpy")  # in metrics.json; a warm worker reads them before it forks
+
 
 def _compile_if_needed(model: Any, hp: dict[str, Any], keras: Any) -> None:
     if getattr(model, "compiled", False) or getattr(model, "optimizer", None) is not None:
@@ -114,7 +116,7 @@ def train(model: Any, ctx: Any, keras: Any) -> MetricsRecord:
                          epochs_done=len(history.get("loss", [])), resumed_from_epoch=resumed or None,
                          train_seconds=round(train_seconds, 3), eval_seconds=round(eval_seconds, 3),
                          n_train=len(x_train), n_test=len(x_test), framework="keras",
-                         versions=package_versions("keras", "tensorflow", "tensorflow-cpu", "numpy"))
+                         versions=package_versions(*VERSIONS))
 
 
 WEIGHTS, METADATA = "latest.weights.h5", "training_metadata.json"

@@ -29,6 +29,8 @@ from mlci.harness.script_hooks import (KerasCapture, Tee, flush_open_files, inst
                                        redirect_accuracy_writes, serve_keras_mnist)
 from mlci.harness.script_metric import ACCURACY_FILES, SCRIPT_METRICS, capture_metric
 
+VERSIONS = ("keras", "tensorflow", "torch", "scikit-learn", "numpy")  # in metrics.json; a warm worker reads them before it forks
+
 
 
 # ----------------------------------------------------------------------------- the rewritten copy
@@ -230,7 +232,7 @@ def train_script(trial_dir: Path, script: Path, *, echo: Echo = print) -> Metric
                             resumed_from_epoch=fitted.resumed_from_epoch if fitted else None,
                             train_seconds=round(train_seconds, 3), framework=framework, source=found.source,
                             import_seconds=round(time.perf_counter() - started_clock - train_seconds, 3),
-                            versions=package_versions("keras", "tensorflow", "torch", "scikit-learn", "numpy"))
+                            versions=package_versions(*VERSIONS))
     write_json(trial_dir / "metrics.json", metrics)
     echo(f"trial {record.trial}: {metric} = {metrics.value:.4f} (from {found.source}; script ran "
          f"{train_seconds:.1f}s)")

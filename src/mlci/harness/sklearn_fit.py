@@ -16,6 +16,8 @@ from mlci.core.errors import TrialError
 from mlci.core.store import MetricsRecord
 from mlci.harness.common import history as epoch_history, versions as package_versions
 
+VERSIONS = ("scikit-learn", "numpy", "joblib")  # in metrics.json; a warm worker reads them before it forks
+
 
 def _checkpoint_files(folder) -> list:
     if not folder.is_dir():
@@ -98,4 +100,4 @@ def train(estimator: Any, ctx: Any) -> MetricsRecord:
                          epochs_done=len(history.get("val_accuracy", [])) or 1, resumed_from_epoch=resumed or None,
                          train_seconds=round(train_seconds, 3), eval_seconds=round(eval_seconds, 3),
                          n_train=len(data.x_train), n_test=len(data.x_test), framework="sklearn",
-                         versions=package_versions("scikit-learn", "numpy", "joblib"))
+                         versions=package_versions(*VERSIONS))

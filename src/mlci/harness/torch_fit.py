@@ -28,6 +28,8 @@ MOMENTUM = 0.9  # SGD without momentum barely moves in the few epochs a trial ha
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop", "nadam": "NAdam",
               "adagrad": "Adagrad", "adadelta": "Adadelta", "adamax": "Adamax"}
 
+VERSIONS = ("torch", "numpy")  # in metrics.json; a warm worker reads them before it forks
+
 
 def cpu_threads() -> int:
     """The CPUs this process may use: its affinity, capped by a container's CPU quota (cgroup v2 cpu.max).
@@ -276,4 +278,4 @@ def train(model: Any, ctx: Any, torch: Any, module: Any = None, device: Any = No
                          history=history, epochs_done=len(ctx.logged_epochs()), resumed_from_epoch=resumed or None,
                          train_seconds=round(train_seconds, 3), eval_seconds=round(eval_seconds, 3),
                          n_train=len(data.x_train), n_test=len(data.x_test), framework="torch",
-                         versions=package_versions("torch", "numpy"))
+                         versions=package_versions(*VERSIONS))

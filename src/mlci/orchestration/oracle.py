@@ -197,7 +197,7 @@ class RunOracle:
 
     def budget(self) -> tuple[DoneReason | None, str]:
         """Is the budget spent? (None, "") while another trial may be proposed, else why not."""
-        from mlci.tuning.strategies import past_trials
+        from mlci.tuning.history import past_trials
 
         history = past_trials(self.run)
         # A proposal whose hparams.json is unreadable still spent a trial of the budget.

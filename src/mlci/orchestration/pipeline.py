@@ -5,6 +5,7 @@ the Jenkins jobs drive the same oracle one step per build, so both end in the sa
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from mlci.core.config import Config
 from mlci.core.errors import MlciError, trial_failure
 from mlci.core.states import DoneReason, TrialStatus
 from mlci.core.store import Run, RunStore, Trial, store_failure
-from mlci.orchestration.lifecycle import Events, QuietEvents, adopt, failed_on, follow, start_trial
+from mlci.orchestration.lifecycle import Events, QuietEvents, adopt, failed_on, follow, spec_for, start_trial
 from mlci.orchestration.oracle import Action, Outcome, RunOracle, Step
 from mlci.orchestration.runs import prepare_run
 from mlci.runners import Runner, get_runner
@@ -41,10 +42,59 @@ def run_pipeline(model_file: Path, *, store: RunStore, config_path: Path | None 
     run, config = prepare_run(model_file, store=store, config_path=config_path, overrides=overrides, commit=commit)
     runner = get_runner(runner_name or config.runner, notice=events.notice, workers=config.workers)
     oracle = RunOracle(run, config)
+    ahead = None
     try:
+        _warm_up(run, runner)
+        ahead = ImportAhead(config)
         return _drive(run, oracle, runner, config, events, notify_outcome)
     finally:
         getattr(runner, "close", lambda: None)()  # a warm worker ends; the trials it started do not
+        if ahead is not None:
+            ahead.stop()
+
+
+def _warm_up(run: Run, runner: Runner) -> None:
+    """A warm runner starts its worker now: the framework's import overlaps the rest of the preparation and
+    the baseline's proposal instead of holding up the first trial. Nothing is lost if no trial runs."""
+    warm_up = getattr(runner, "warm_up", None)
+    if warm_up is not None:
+        spec = spec_for(run, run.trial(0), run.record().config)  # the worker its trials will use
+        warm_up(spec.framework, spec.model_file)
+
+
+class ImportAhead:
+    """Imports, in a background thread, what this process imports later anyway: the strategy's modules (Optuna
+    and its database layer) and the report's (matplotlib). It runs while the warm worker imports the framework
+    and the baseline trains, when this process only waits, so the first proposal and the end of the run do not
+    wait for imports. Only imports run there: nothing the run decides or writes changes."""
+
+    def __init__(self, config: Config):
+        from mlci.tuning.strategies import STRATEGIES
+
+        strategy = STRATEGIES.get(config.strategy)
+        self.names = strategy.imports if strategy is not None else ()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._import_all, name="mlci-import-ahead", daemon=True)
+        self._thread.start()
+
+    def _import_all(self) -> None:
+        import importlib
+
+        from mlci.integrations.reports.plots import import_ahead
+
+        for name in (*self.names, import_ahead):
+            if self._stop.is_set():
+                return
+            try:
+                name() if callable(name) else importlib.import_module(name)
+            except Exception:  # noqa: BLE001  a missing extra is reported where it is used, as before
+                pass
+
+    def stop(self) -> None:
+        """The run has ended: no further import starts; the one under way ends before this returns (an
+        interpreter that exits while a thread imports can crash)."""
+        self._stop.set()
+        self._thread.join()
 
 
 def _drive(run: Run, oracle: RunOracle, runner: Runner, config: Config, events: Events,

@@ -6,14 +6,18 @@ two paths cannot drift apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from mlci.core.errors import UsageError
 from mlci.core.states import TrialStatus
 from mlci.core.store import Run, Trial, TrialState
-from mlci.orchestration.lifecycle import follow, handle_of, launch_trial
 from mlci.orchestration.oracle import Action, CheckResult, Outcome, RunOracle, Step
-from mlci.runners import Runner, get_runner
+
+if TYPE_CHECKING:
+    from mlci.runners import Runner
+
+# The steps that read (status, check, tweak) import no runner and no lifecycle: `mlci status --json`, which
+# Jenkins calls on every build, starts without them (bench/startup.py). launch_next and wait_for import them.
 
 
 @dataclass
@@ -28,6 +32,9 @@ class Launched:
 
 def launch_next(run: Run, runner_name: str | None = None, notice: Callable[[str], None] | None = None) -> Launched:
     """Job 2: start the trial the oracle names (trial 0, the baseline, first)."""
+    from mlci.orchestration.lifecycle import launch_trial
+    from mlci.runners import get_runner
+
     oracle = RunOracle(run)
     with run.lock(wait=True):
         step = oracle.ask()
@@ -57,6 +64,9 @@ def trial_to_wait(run: Run, trial_number: int | None = None) -> Trial:
 
 def wait_for(run: Run, trial_number: int | None = None, events: Any = None) -> tuple[Trial, TrialState]:
     """Job 3: follow a trial to its end (restarting it from its checkpoint if it dies); the oracle is told."""
+    from mlci.orchestration.lifecycle import follow, handle_of
+    from mlci.runners import get_runner
+
     oracle = RunOracle(run)
     trial = trial_to_wait(run, trial_number)
     state = trial.state()

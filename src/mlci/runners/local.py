@@ -5,6 +5,7 @@ Works across processes: a handle is a pid, so a monitor started later can still 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from mlci.core.workarea import work_dir
 from mlci.runners.base import LaunchSpec, Runner, Status
 
 EXIT_FILE = "exit_code"  # written by the harness as it ends, read when the process is not our child
+REAP_SECONDS = 5.0  # a process seen ended (a zombie) is reaped within this: its last threads are exiting
 
 
 def _signal_name(number: int) -> str:
@@ -94,19 +96,17 @@ class LocalRunner(Runner):
         return Status("killed", handle, reason="process vanished without an exit code (killed?)")
 
     def wait(self, handle: str, timeout: float | None = None) -> Status:
+        """Wakes the moment the process ends (a pidfd), our child or not: no polling interval lies between a
+        trial's end and the next launch."""
         pid = int(handle)
+        if not _wait_gone(pid, timeout):
+            return Status("running", handle)
         child = self._children.get(pid)
         if child is not None:
-            try:
-                child[0].wait(timeout=timeout)
+            try:  # a zombie leader whose other threads are still exiting cannot be reaped yet: wait for them
+                child[0].wait(timeout=REAP_SECONDS)
             except subprocess.TimeoutExpired:
                 return Status("running", handle)
-            return self.status(handle)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while _alive(pid):
-            if deadline is not None and time.monotonic() >= deadline:
-                return Status("running", handle)
-            time.sleep(0.1)
         return self.status(handle)
 
     def kill(self, handle: str) -> None:
@@ -121,6 +121,31 @@ class LocalRunner(Runner):
         child = self._children.get(pid)
         if child is not None:
             child[0].wait()
+
+
+def _wait_gone(pid: int, timeout: float | None) -> bool:
+    """Block until `pid` has ended (a zombie counts as ended) or `timeout` passes; True if it ended."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except (OSError, AttributeError):  # no pidfd (an old kernel): look every 0.1 s
+        fd = None
+    try:
+        while _alive(pid):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            step = 0.5 if left is None else min(left, 0.5)
+            if fd is None:
+                time.sleep(min(step, 0.1))
+            else:
+                select.select([fd], [], [], step)
+        return True
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _alive(pid: int) -> bool:

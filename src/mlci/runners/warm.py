@@ -22,7 +22,7 @@ from mlci.core.config import memory_bytes
 from mlci.core.errors import RunnerError
 from mlci.runners.base import LaunchSpec, Status
 from mlci.runners.local import EXIT_FILE, LocalRunner, _alive, trial_cwd, trial_env
-from mlci.runners.warm_worker import IDENTITY_FILE, MEMORY_FILE, start_ticks
+from mlci.runners.warm_worker import IDENTITY_FILE, MEMORY_FILE, library_imports, start_ticks
 
 READY_SECONDS = 300.0  # importing TensorFlow on a busy 2-core machine
 ANSWER_SECONDS = 30.0  # a fork answers in milliseconds: longer means the worker hangs
@@ -36,7 +36,9 @@ class WorkerLost(Exception):
 class Worker:
     """One pre-imported worker process (`python -m mlci.runners.warm_worker FRAMEWORK`) and its pipes."""
 
-    def __init__(self, framework: str):
+    def __init__(self, framework: str, modules: tuple[str, ...] = (), *, wait: bool = True):
+        """Start the worker (it imports the framework and `modules`, the model's libraries); with wait=False it
+        imports in the background until `wait_ready` (or a fork)."""
         self.framework = framework
         self.stderr = tempfile.TemporaryFile()  # why it failed to start, if it does
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -45,14 +47,22 @@ class Worker:
         package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])
         try:
-            self.process = subprocess.Popen([sys.executable, "-m", "mlci.runners.warm_worker", framework],
+            self.process = subprocess.Popen([sys.executable, "-m", "mlci.runners.warm_worker", framework, *modules],
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
                                             env=env, start_new_session=True)
         except OSError as exc:
             raise RunnerError(f"cannot start a warm worker ({exc})", hint="set workers = \"fresh\" in mlci.toml") from None
         self._buffer = b""
         self.import_seconds: float | None = None
+        self.pid: int | None = None  # known once it is ready
         self._finalizer = weakref.finalize(self, _stop, self.process)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Block until the worker has imported the framework (at once if it has); RunnerError if it cannot."""
+        if self.pid is not None:
+            return
         try:
             ready = self._read(READY_SECONDS)
         except WorkerLost as lost:
@@ -61,7 +71,8 @@ class Worker:
             self.close()
             self.stderr.seek(0)
             tail = self.stderr.read().decode(errors="replace").strip().splitlines()[-3:]
-            raise RunnerError(f"the warm {framework} worker did not start ({' | '.join(tail) or ready.get('error')})",
+            raise RunnerError(f"the warm {self.framework} worker did not start "
+                              f"({' | '.join(tail) or ready.get('error')})",
                               hint="set workers = \"fresh\" in mlci.toml to start a process per trial")
         self.pid = int(ready["pid"])
         self.import_seconds = ready.get("import_seconds")
@@ -83,6 +94,7 @@ class Worker:
         return json.loads(line)
 
     def fork(self, request: dict[str, Any]) -> int:
+        self.wait_ready()
         if self.process.poll() is not None:
             raise WorkerLost(f"worker exited with {self.process.returncode}")
         try:
@@ -97,7 +109,16 @@ class Worker:
         return int(answer["pid"])
 
     def close(self) -> None:
+        if self.pid is None and self.process.poll() is None:
+            self.process.kill()  # still importing (a warm-up no trial needed): nothing of it is in use
         self._finalizer()
+
+
+def _model_libraries(model_file: Path | None) -> tuple[str, ...]:
+    try:
+        return tuple(library_imports(Path(model_file).read_text(encoding="utf-8"))) if model_file else ()
+    except (OSError, UnicodeDecodeError):
+        return ()  # the trial reports an unreadable model file itself
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -121,11 +142,24 @@ class WarmRunner(LocalRunner):
         self.workers: dict[str, Worker] = {}
         self._lock = threading.Lock()  # parallel slots share a worker: one request at a time on its pipe
 
-    def worker(self, framework: str) -> Worker:
+    def worker(self, framework: str, model_file: Path | None = None, *, wait: bool = True) -> Worker:
+        """The framework's worker, started if there is none (importing also what `model_file` imports)."""
         found = self.workers.get(framework)
+        if found is not None and found.pid is None and found.process.poll() is not None:
+            found.wait_ready()  # a warm-up that died importing: its error (RunnerError), not a second import
         if found is None or found.process.poll() is not None:
-            found = self.workers[framework] = Worker(framework)
+            found = self.workers[framework] = Worker(framework, _model_libraries(model_file), wait=wait)
         return found
+
+    def warm_up(self, framework: str, model_file: Path | None = None) -> None:
+        """Start the framework's worker now, without waiting: its import overlaps whatever the caller does
+        before the first trial (the run's preparation, the baseline's proposal). A worker that cannot start
+        is reported by the first trial's start, as without a warm-up."""
+        with self._lock:
+            try:
+                self.worker(framework, model_file, wait=False)
+            except RunnerError:
+                pass  # no worker process at all: the first trial's start says so, and the run fails there
 
     def replace(self, framework: str) -> None:
         found = self.workers.pop(framework, None)
@@ -143,7 +177,7 @@ class WarmRunner(LocalRunner):
         with self._lock:
             for attempt in (1, 2):
                 try:
-                    return str(self.worker(spec.framework).fork(request))
+                    return str(self.worker(spec.framework, model_file).fork(request))
                 except WorkerLost as lost:
                     self.replace(spec.framework)  # dead or hung: the next attempt starts a new one
                     if attempt == 2:
@@ -178,24 +212,6 @@ class WarmRunner(LocalRunner):
         while not exit_file.exists() and time.monotonic() < deadline:
             time.sleep(0.02)  # killed by a signal: its worker writes how it ended as it reaps it (milliseconds)
         return self.ended(handle, trial_dir)
-
-    def wait(self, handle: str, timeout: float | None = None) -> Status:
-        """Wakes the moment the process ends (a pidfd), though it is the worker's child, not ours."""
-        pid = int(handle)
-        try:
-            fd = os.pidfd_open(pid)
-        except (OSError, AttributeError):
-            return super().wait(handle, timeout)
-        try:
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while _alive(pid):
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return Status("running", handle)
-                select.select([fd], [], [], 0.5 if left is None else min(left, 0.5))
-        finally:
-            os.close(fd)
-        return self.status(handle)
 
     def close(self) -> None:
         for framework in list(self.workers):

@@ -26,14 +26,39 @@ WATCH_SECONDS = 0.2
 # What each framework's trials import anyway; importing it here is what makes a trial start at once.
 PRELOAD = {
     "keras": ("numpy", "tensorflow", "keras", "mlci.harness.keras_fit"),
-    "sklearn": ("numpy", "scipy.sparse", "sklearn.base", "sklearn.metrics", "sklearn.model_selection",
-                "sklearn.neighbors", "sklearn.linear_model", "sklearn.ensemble", "sklearn.svm", "sklearn.tree",
-                "sklearn.datasets", "joblib", "mlci.harness.sklearn_fit"),
+    "sklearn": ("numpy", "scipy.sparse", "sklearn.base", "sklearn.metrics", "sklearn.model_selection", "joblib",
+                "mlci.harness.sklearn_fit"),
     # importing torch starts no thread pool (its first operation does), so a fork of the worker is safe;
     # torch._dynamo is what the first optimizer (and use_deterministic_algorithms) imports (bench/overhead.py)
     "torch": ("numpy", "torch", "torch.nn", "torch.optim", "torch._dynamo", "mlci.harness.torch_fit"),
 }
 COMMON = ("mlci.cli", "mlci.cli.pipeline", "mlci.harness.train", "mlci.harness.data", "mlci.harness.script")
+# Beside those, the modules of these libraries that the model file imports (`from sklearn.neighbors import ...`):
+# the worker imports what its model needs, not every estimator family. Never the user's own modules: importing
+# them could run their code (a plain script trains when imported).
+LIBRARIES = frozenset({"numpy", "scipy", "sklearn", "joblib", "pandas", "keras", "tensorflow", "tf_keras", "torch",
+                       "torchvision", "lightning", "pytorch_lightning"})
+
+
+def library_imports(source: str) -> list[str]:
+    """The LIBRARIES modules a model's source imports, anywhere in it (build_model may import inside)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            # `from sklearn import neighbors` names a submodule: tried too (an ImportError is passed over)
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*")]
+        else:
+            continue
+        found += [name for name in names if name.split(".")[0] in LIBRARIES and name not in found]
+    return found
 
 
 def start_ticks(pid: int) -> int | None:
@@ -65,8 +90,9 @@ def _write(path: Path, text: str) -> None:
         pass
 
 
-def preload(framework: str) -> float:
-    """Import what the framework's trials need, without running anything (no TensorFlow op: no thread pools yet)."""
+def preload(framework: str, modules: list[str] | tuple[str, ...] = ()) -> float:
+    """Import what the framework's trials need (and `modules`, the model's libraries), without running
+    anything (no TensorFlow op: no thread pools yet)."""
     import importlib
 
     started = time.perf_counter()
@@ -75,11 +101,17 @@ def preload(framework: str) -> float:
     from mlci.harness.common import passive_openmp
 
     passive_openmp()  # as `mlci train` does, before torch is imported
-    for name in (*PRELOAD.get(framework, ()), *COMMON):
+    for name in (*PRELOAD.get(framework, ()), *[m for m in modules if m.split(".")[0] in LIBRARIES], *COMMON):
         try:
             importlib.import_module(name)
         except ImportError:
             pass  # a missing extra: the trial that needs it reports it, as in a fresh process
+    from mlci.harness.common import versions
+
+    for fit in ("mlci.harness.keras_fit", "mlci.harness.sklearn_fit", "mlci.harness.torch_fit", "mlci.harness.script"):
+        module = sys.modules.get(fit)
+        if module is not None:
+            versions(*module.VERSIONS)  # metadata scans, done once: every trial inherits the answer
     return time.perf_counter() - started
 
 
@@ -215,19 +247,25 @@ def _become_trial(request: dict[str, Any], answers: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    framework = (argv if argv is not None else sys.argv[1:] or ["keras"])[0]
+    framework, *modules = argv if argv is not None else sys.argv[1:] or ["keras"]
     answers = os.dup(1)
     os.dup2(2, 1)  # whatever the imports print goes to stderr; fd `answers` carries only the protocol
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is for `mlci run`; stdin's end stops us
     worker = Worker(answers)
     try:
-        seconds = preload(framework)
+        seconds = preload(framework, modules)
     except BaseException as exc:
         worker.answer({"error": f"importing {framework} failed: {type(exc).__name__}: {exc}"})
         raise
     worker.answer({"ready": True, "pid": os.getpid(), "import_seconds": round(seconds, 3)})
     worker.serve(0)
+    worker.reap()  # the trials that ended meanwhile get their exit code; the others go on in their sessions
+    # Nothing of the worker needs tearing down: skip the interpreter's teardown of the framework (TensorFlow
+    # takes about a second), which `mlci run`'s end would wait for.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Optuna is imported inside the functions, so importing this module never needs it
 from __future__ import annotations
 
 import os
+import threading
 import warnings
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from mlci.core.errors import ConfigError
@@ -30,28 +32,51 @@ def quiet_optuna() -> Any:
     return optuna
 
 
-# A database server's storage, one per URL and process: opening one (an engine, its pool, the schema check)
-# costs more than an ask; a worker asks under the run's guard, so this time is every other worker's wait.
-# Not for SQLite: a study.db file may be removed and made again, and a pooled connection would keep the old one.
-_SERVERS: dict[tuple[int, str], Any] = {}
+# Opened storages of this process, newest last: opening one builds an engine and checks the schema's version
+# with Alembic, which `mlci run` paid at every proposal and again at its end. Keyed by the process (a
+# connection never crosses a fork), the URL and, for SQLite, the file's identity (a study.db deleted and made
+# again is opened afresh). A few are kept: a test session or a farm opens many runs' studies.
+_OPENED: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_OPENED_KEEP = 4
+_OPENED_LOCK = threading.Lock()
+
+
+def _opened_key(url: str) -> tuple[Any, ...]:
+    identity = None
+    if url.startswith("sqlite:///"):
+        try:
+            found = os.stat(url[len("sqlite:///"):])
+            identity = (found.st_dev, found.st_ino)
+        except OSError:
+            identity = None
+    return os.getpid(), url, identity
 
 
 def open_storage(url: str) -> Any:
-    """An RDB storage; SQLite waits for a lock rather than failing when trials write at once."""
+    """An RDB storage, one per database in a process; SQLite waits for a lock rather than failing when trials
+    write at once."""
+    with _OPENED_LOCK:
+        found = _OPENED.get(_opened_key(url))
+        if found is not None:
+            _OPENED.move_to_end(_opened_key(url))
+            return found
+    storage = _open_storage(url)
+    with _OPENED_LOCK:
+        _OPENED[_opened_key(url)] = storage  # after the open: a new SQLite file exists now
+        while len(_OPENED) > _OPENED_KEEP:
+            _OPENED.popitem(last=False)
+    return storage
+
+
+def _open_storage(url: str) -> Any:
     optuna = quiet_optuna()
     server = not url.startswith("sqlite")
-    key = (os.getpid(), url)  # a forked process opens its own: a pool's connections are not shared across a fork
-    if server and key in _SERVERS:
-        return _SERVERS[key]
     kwargs = {"pool_pre_ping": True} if server else {"connect_args": {"timeout": 60}}
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     except Exception as exc:  # SQLAlchemy raises many kinds: a bad URL, a missing driver, no server
         raise ConfigError(f"storage = {url!r} cannot be opened ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
                           hint="use a SQLAlchemy URL such as sqlite:///study.db or postgresql://user@host/db") from None
-    if server:
-        _SERVERS[key] = storage
-    return storage
 
 
 def make_pruner(spec: dict[str, Any] | None) -> Any:

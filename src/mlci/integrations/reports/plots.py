@@ -15,6 +15,11 @@ from mlci.core.store import Run
 from mlci.integrations.reports.rows import TrialRow
 
 
+def import_ahead() -> None:
+    """What drawing the report imports, imported now (a driver calls it in the background while trials train)."""
+    _pyplot()
+
+
 def _pyplot() -> Any:
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib

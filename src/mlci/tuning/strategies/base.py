@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlci.core.config import Config
-from mlci.core.errors import MlciError
 from mlci.core.objective import Objective
 from mlci.core.store import Run, Trial
+from mlci.tuning.history import PastTrial, past_trials  # noqa: F401  re-exported: strategies read the history
 
 
 @dataclass
@@ -25,43 +25,15 @@ class Proposal:
     extra: dict[str, Any] = field(default_factory=dict)  # strategy bookkeeping stored in hparams.json
 
 
-@dataclass
-class PastTrial:
-    number: int
-    hparams: dict[str, Any]
-    proposed_by: str
-    parent: int | None
-    value: float | None  # None: failed, pruned or not finished
-    status: str
-
-
-def past_trials(run: Run) -> list[PastTrial]:
-    """Every trial of the run with what it tried and what it achieved."""
-    found = []
-    for trial in run.trials():
-        if not trial.hparams_path.exists():
-            continue
-        try:
-            record = trial.hparams()
-        except MlciError:
-            continue
-        value = None
-        if trial.has_metrics():
-            try:
-                value = trial.metrics().value
-            except MlciError:
-                value = None
-        status = trial.status()
-        found.append(PastTrial(trial.number, record.hparams, record.proposed_by, record.parent, value, status))
-    return found
-
-
 def same_hparams(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
 class Strategy(abc.ABC):
     name = "strategy"
+    # Modules its proposals and its finish() import: `mlci run` imports them in the background while the
+    # baseline trains (orchestration/pipeline.py), so no proposal waits for an import.
+    imports: tuple[str, ...] = ()
 
     def __init__(self, run: Run, config: Config, baseline: dict[str, Any], framework: str):
         self.run = run

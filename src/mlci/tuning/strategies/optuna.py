@@ -49,6 +49,8 @@ _SERVER_STUDIES: dict[tuple[int, str, str], Any] = {}
 
 class OptunaStrategy(Strategy):
     name = "optuna"
+    # The study (Optuna, SQLAlchemy, Alembic's schema check) and the forest behind the importances (scikit-learn).
+    imports = ("optuna", "sqlalchemy.orm", "alembic.script", "optuna.importance", "sklearn.ensemble")
     prunes = True
     warm_starts = True
     starts_at_centre = True
