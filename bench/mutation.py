@@ -54,7 +54,7 @@ TARGETS = {
                               keyword="not wrong_password and not cli_ and not if_ended"),
     "failure classes": Target(("src/mlci/orchestration/failures.py",), ("tests/orchestration/test_failures.py",)),
     "detection rules": Target(("src/mlci/source/_detect_vocab.py", "src/mlci/source/detect.py",
-                               "src/mlci/source/_detect_ast.py"),
+                               "src/mlci/source/_detect_ast.py", "src/mlci/source/_detect_facts.py"),
                               ("tests/source/test_detect.py",),
                               ("layer_arch", "_layer_choice", "_architecture", "_pick_framework", "layers_for"),
                               keyword="not never_crash and not never_imports"),

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlci.source._detect_ast import AstFacts, Facts, Layer, Model, TokenFacts
+from mlci.source._detect_ast import AstFacts
+from mlci.source._detect_facts import Facts, Layer, Model
 from mlci.source._detect_source import (AST_LIMIT, Chunk, Source, check_coding,  # noqa: F401  (the harness uses it)
                                         parse, read_source, tokens)
+from mlci.source._detect_tokens import TokenFacts
 from mlci.source._detect_vocab import SUPPORTED, UNSUPPORTED, classify
 from mlci.core.errors import DetectionError, UsageError
 
