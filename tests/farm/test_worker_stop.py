@@ -117,12 +117,26 @@ def test_a_trial_whose_worker_died_on_this_machine_is_followed_not_trained_twice
         time.sleep(0.1)
     trial = run.trial(0)
     pid = trial.state().pid
-    first.kill()  # the worker only: the trial's process leads a session of its own and trains on
-    first.communicate(timeout=60)
-    assert alive(pid)
-    second = subprocess.run(command + ["--name", "host-a"], capture_output=True, text=True, env=env, timeout=600)
-    assert second.returncode == 3, second.stderr
-    assert "trial 0: its worker's heartbeat stopped; taking it over" in second.stderr
+    # The trial is held still until the second worker has taken its claim over: on a busy machine it could
+    # otherwise end before that worker starts, and there would be nothing left to follow.
+    os.killpg(pid, signal.SIGSTOP)
+    try:
+        first.kill()  # the worker only: the trial's process leads a session of its own and trains on
+        first.communicate(timeout=60)
+        assert alive(pid)
+        second = subprocess.Popen(command + ["--name", "host-a"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env)
+        seen = []
+        for line in second.stderr:
+            seen.append(line)
+            if "taking it over" in line:
+                break
+    finally:
+        os.killpg(pid, signal.SIGCONT)
+    _, rest = second.communicate(timeout=600)
+    stderr = "".join(seen) + rest
+    assert second.returncode == 3, stderr
+    assert "trial 0: its worker's heartbeat stopped; taking it over" in stderr
     state = trial.state()
     assert state.status == TrialStatus.SUCCEEDED and state.pid == pid and not state.restarts
     assert trial.metrics().resumed_from_epoch is None  # trained once, by the process started first
