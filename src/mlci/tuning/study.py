@@ -55,10 +55,11 @@ def _opened_key(url: str) -> tuple[Any, ...]:
 def open_storage(url: str) -> Any:
     """An RDB storage, one per database in a process; SQLite waits for a lock rather than failing when trials
     write at once."""
+    key = _opened_key(url)
     with _OPENED_LOCK:
-        found = _OPENED.get(_opened_key(url))
+        found = _OPENED.get(key)
         if found is not None:
-            _OPENED.move_to_end(_opened_key(url))
+            _OPENED.move_to_end(key)
             return found
     storage = _open_storage(url)
     with _OPENED_LOCK:
