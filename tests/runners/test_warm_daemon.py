@@ -180,3 +180,16 @@ def test_mlci_daemon_lists_and_stops_the_kept_workers(tmp_path, sockets):
     assert stopped.exit_code == 0 and f"stopped: sklearn  pid {pid}" in stopped.output
     _wait(lambda: not _alive(pid), "the stopped daemon's end", 30)
     assert "no warm workers kept between runs" in CliRunner().invoke(main, ["daemon"]).output
+
+
+def test_mlci_run_workers_daemon_on_the_command_line_keeps_the_worker_and_says_so(tmp_path, sockets):
+    from click.testing import CliRunner
+
+    from mlci.cli import main
+
+    model = sgd_model(tmp_path / "m", 'dataset = "digits"\nthreshold = 0.5\nmax_trials = 1\n')
+    done = CliRunner().invoke(main, ["run", str(model), "--home", str(tmp_path / "store"), "--workers", "daemon",
+                                     "--no-notify", "-q"])
+    assert done.exit_code == 0, done.output
+    (kept,) = daemons()
+    assert f"the warm sklearn worker (pid {kept['pid']}) stays for the next run" in done.output
