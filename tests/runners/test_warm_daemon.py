@@ -193,3 +193,39 @@ def test_mlci_run_workers_daemon_on_the_command_line_keeps_the_worker_and_says_s
     assert done.exit_code == 0, done.output
     (kept,) = daemons()
     assert f"the warm sklearn worker (pid {kept['pid']}) stays for the next run" in done.output
+
+
+def test_a_daemons_trial_leaking_past_the_memory_limit_is_ended_and_restarted_not_lost(tmp_path, home, sockets):
+    from runners.test_warm import SGD_SOURCE
+
+    marker = tmp_path / "leaked"
+    model = sgd_model(tmp_path / "m", source=SGD_SOURCE.replace('"leak_mb": 0, "leak_marker": ""',
+                                                                f'"leak_mb": 800, "leak_marker": "{marker}"'),
+                      config='dataset = "digits"\nthreshold = 0.1\nmax_trials = 1\nmax_restarts = 2\n'
+                             'strategy = "ladder"\nworkers = "daemon"\n[resources]\nmemory = "600m"\n'
+                             '[monitor]\nbackoff = 0.0\n')
+    result = run_pipeline(model, store=RunStore(home), notify_outcome=False)
+    state = result.run.trial(0).state()
+    assert marker.exists() and state.status == "succeeded" and len(state.restarts) == 1
+    assert state.restarts[0].reason == "OOM-killed" and state.restarts[0].exit_code == 137
+    assert "mlci warm worker: trial process grew to " in result.run.trial(0).log_path.read_text()
+    (kept,) = daemons()  # the daemon ended the trial, not itself
+    assert _alive(kept["pid"])
+
+
+def test_a_socket_whose_listener_closes_before_ready_is_replaced_by_a_new_daemon(tmp_path, sockets):
+    """A daemon killed just after a fork leaves its listening socket open in the new trial for a moment: a run
+    that connects then is reset before "ready", and starts a daemon of its own instead of failing."""
+    import socket
+
+    from mlci.runners.daemon import Place
+
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(Place("sklearn").socket))
+    stale.listen(8)  # accepts into its backlog, never answers
+    closer = threading.Timer(0.5, stale.close)
+    closer.start()
+    runner = WarmRunner(daemon=True)
+    trained(runner, spec(sgd_model(tmp_path / "m"), tmp_path / "t", "sklearn"))
+    assert _alive(runner.workers["sklearn"].pid) and not runner.workers["sklearn"].reused
+    runner.close()

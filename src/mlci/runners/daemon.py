@@ -102,18 +102,20 @@ class Place:
             connection.close()
             return None  # none, or a dead one's socket
 
-    def connect(self, modules: tuple[str, ...], idle_minutes: float) -> tuple[socket.socket, subprocess.Popen | None]:
+    def connect(self, modules: tuple[str, ...], idle_minutes: float, *,
+                stale: bool = False) -> tuple[socket.socket, subprocess.Popen | None]:
         """A connection to the daemon, started if there is none (one start among runs that start together);
-        and the daemon's process if this run started it. Its "ready" line comes once it has imported."""
+        and the daemon's process if this run started it. Its "ready" line comes once it has imported.
+        `stale`: the socket at the path is known dead (it reset a connection): replace it."""
         from mlci.core._files import file_lock
 
-        found = self._try()
+        found = None if stale else self._try()
         if found is not None:
             return found, None
         lock = self.folder / f"{self.name}.lock"
         with file_lock(lock, timeout=START_SECONDS,
                        busy=RunnerError(f"another run holds {lock} for over {START_SECONDS:g}s", hint=FOLDER_HINT)):
-            found = self._try()  # another run started it while this one waited for the lock
+            found = None if stale else self._try()  # another run started it while this one waited for the lock
             if found is not None:
                 return found, None
             self.socket.unlink(missing_ok=True)  # a dead daemon's
@@ -145,9 +147,9 @@ class Place:
 
     def log_tail(self) -> str:
         try:
-            return " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-3:]) or "no output"
+            return " | ".join(self.log.read_text(errors="replace").strip().splitlines()[-3:])
         except OSError:
-            return "no log"
+            return ""
 
     def kill(self, pid: int | None, started: subprocess.Popen | None) -> None:
         """End a daemon that hangs (the next start makes another); its trials go on in their own sessions."""

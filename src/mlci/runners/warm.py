@@ -72,18 +72,21 @@ class _Connection:
         """Block until the worker has imported the framework (at once if it has); RunnerError if it cannot."""
         if self.pid is not None:
             return
-        try:
-            ready = self._read(READY_SECONDS)
-        except WorkerLost as lost:
-            ready = {"error": str(lost)}
+        ready = self._ready_line()
         if not ready.get("ready"):
             self.close()
-            raise RunnerError(f"the warm {self.framework} worker did not start "
-                              f"({self._why() or ready.get('error')})",
+            why = " | ".join(filter(None, [ready.get("error"), self._why()]))
+            raise RunnerError(f"the warm {self.framework} worker did not start ({why})",
                               hint="set workers = \"fresh\" in mlci.toml to start a process per trial")
         self.pid = int(ready["pid"])
         self.import_seconds = ready.get("import_seconds")
         self.reused = bool(ready.get("served"))
+
+    def _ready_line(self) -> dict[str, Any]:
+        try:
+            return self._read(READY_SECONDS)
+        except WorkerLost as lost:
+            return {"error": str(lost)}
 
     def fork(self, request: dict[str, Any]) -> int:
         self.wait_ready()
@@ -167,9 +170,20 @@ class DaemonWorker(_Connection):
         super().__init__()
         self.framework, self.modules = framework, modules  # modules: imported by the daemon at a fork
         self.place = daemon.Place(framework)
+        self.idle_minutes = idle_minutes
         self.connection, self.started = self.place.connect(modules, idle_minutes)
         if wait:
             self.wait_ready()
+
+    def _ready_line(self) -> dict[str, Any]:
+        try:
+            return self._read(READY_SECONDS)
+        except WorkerLost:
+            # Reset before "ready": the socket was a dead daemon's, still held open a moment by a trial it had
+            # just forked. Start another in its place.
+            self.connection.close()
+            self.connection, self.started = self.place.connect(self.modules, self.idle_minutes, stale=True)
+        return super()._ready_line()
 
     @property
     def socket_path(self) -> Path:

@@ -238,6 +238,14 @@ def _become_trial(request: dict[str, Any], private: list[int], start_cwd: str) -
     """In the forked child: become what `python -m mlci train ...` would be, run it, and exit with its code."""
     code = 1
     try:
+        # The protocol's descriptors first: a daemon's listening socket held by a trial would take connections
+        # that no one accepts once the daemon is gone.
+        for fd in private:
+            if fd > 2:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         os.setsid()  # its own session: LocalRunner.kill takes the trial's process group, never the worker
         log = os.open(Path(request["trial_dir"]) / "log.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -245,7 +253,7 @@ def _become_trial(request: dict[str, Any], private: list[int], start_cwd: str) -
         os.dup2(log, 1)
         os.dup2(log, 2)
         signal.set_wakeup_fd(-1)
-        for fd in (log, null, *private):
+        for fd in (log, null):
             if fd > 2:
                 try:
                     os.close(fd)
