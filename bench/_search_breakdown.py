@@ -20,6 +20,8 @@ WRAPPED = (
     ("mlci.orchestration.pipeline", "get_runner", "prepare"),
     ("mlci.runners.warm.Worker", "__init__", "worker"),
     ("mlci.runners.warm.Worker", "wait_ready", "worker"),
+    ("mlci.runners.daemon.Daemon", "__init__", "worker"),
+    ("mlci.runners.daemon.Daemon", "wait_ready", "worker"),
     ("mlci.orchestration.oracle.RunOracle", "next", "ask"),
     ("mlci.orchestration.oracle.RunOracle", "start", "ask"),
     ("mlci.orchestration.oracle.RunOracle", "propose", "propose"),
@@ -87,6 +89,8 @@ class Breakdown:
 
     def worker_import(self) -> float | None:
         """Seconds the warm worker spent importing the framework (in its own process), if one was used."""
+        if getattr(self.worker, "reused", False):
+            return 0.0  # a daemon an earlier run left warm: this run waited for no import
         return getattr(self.worker, "import_seconds", None)
 
     def _enter(self, part: str) -> None:

@@ -9,7 +9,7 @@ from mlci.cli import main
 from mlci.core.store import RunRecord, RunStore
 
 PIPELINE_ORDER = ["run", "fetch", "detect", "launch", "train", "wait", "check", "tweak", "status", "notify", "monitor",
-                  "report", "history", "runs", "dashboard", "worker", "example", "images", "jenkins", "hook",
+                  "report", "history", "runs", "dashboard", "worker", "daemon", "example", "images", "jenkins", "hook",
                   "watch"]
 
 

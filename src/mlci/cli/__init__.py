@@ -27,7 +27,7 @@ COMMANDS = {
     "notify": ("notify", "notify_command"), "monitor": ("monitor", "monitor_command"),
     "report": ("results", "report"), "history": ("results", "history"), "runs": ("results", "list_runs"),
     "dashboard": ("results", "dashboard"), "worker": ("worker", "worker_command"),
-    "example": ("example", "example_command"),
+    "daemon": ("daemon", "daemon_command"), "example": ("example", "example_command"),
     "images": ("images", "images_group"), "jenkins": ("jenkins", "jenkins_group"), "hook": ("jenkins", "hook_group"),
     "watch": ("jenkins", "watch_command"),
 }

@@ -88,11 +88,14 @@ class RichEvents:
 @click.option("--optimize", is_flag=True,
               help="Keep searching after the threshold is met, for the best within the budget [config: optimize].")
 @click.option("--parallel", type=click.IntRange(1, 64), help="Trials training at once [config: parallel].")
+@click.option("--workers", type=click.Choice(["warm", "daemon", "fresh"]),
+              help="Local trials: forked from a worker of this run, from one kept between runs, or a process each "
+                   "[config: workers].")
 @click.option("--no-notify", is_flag=True, help="Do not send the outcome notification.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @handle_errors
 def run(model_file, config_path, home, runner, strategy, threshold, max_trials, max_minutes, dataset, seed, commit,
-        optimize, parallel, no_notify, quiet):
+        optimize, parallel, workers, no_notify, quiet):
     """Run the whole chain on MODEL_FILE: detect, train, check, tweak and retrain until the
     threshold is met or the budget is spent; then report and notify. Running it again
     continues the same run (same file content or commit)."""
@@ -102,7 +105,7 @@ def run(model_file, config_path, home, runner, strategy, threshold, max_trials, 
     _install_signal_handlers()
     overrides = {"runner": runner, "strategy": strategy, "threshold": threshold, "max_trials": max_trials,
                  "max_minutes": max_minutes, "dataset": dataset, "seed": seed, "optimize": optimize or None,
-                 "parallel": parallel}
+                 "parallel": parallel, "workers": workers}
     if not model_file.exists():
         from mlci.core.errors import UsageError
 

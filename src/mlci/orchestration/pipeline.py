@@ -40,7 +40,8 @@ def run_pipeline(model_file: Path, *, store: RunStore, config_path: Path | None 
                  notify_outcome: bool = True) -> PipelineResult:
     events = events or QuietEvents()
     run, config = prepare_run(model_file, store=store, config_path=config_path, overrides=overrides, commit=commit)
-    runner = get_runner(runner_name or config.runner, notice=events.notice, workers=config.workers)
+    runner = get_runner(runner_name or config.runner, notice=events.notice, workers=config.workers,
+                        idle_minutes=config.worker_idle_minutes)
     oracle = RunOracle(run, config)
     ahead = None
     try:
@@ -49,6 +50,8 @@ def run_pipeline(model_file: Path, *, store: RunStore, config_path: Path | None 
         return _drive(run, oracle, runner, config, events, notify_outcome)
     finally:
         getattr(runner, "close", lambda: None)()  # a warm worker ends; the trials it started do not
+        for kept in getattr(runner, "kept", lambda: [])():
+            events.notice(kept)
         if ahead is not None:
             ahead.stop()
 

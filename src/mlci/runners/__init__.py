@@ -16,15 +16,16 @@ def docker_available() -> bool:
     return engine_answers()
 
 
-def get_runner(name: str, *, notice=None, workers: str = "fresh") -> Runner:
+def get_runner(name: str, *, notice=None, workers: str = "fresh", idle_minutes: float = 10.0) -> Runner:
     """`local`, `docker`, or `auto` (Docker when an engine answers, else local with a notice).
 
-    workers="warm": local trials fork from a pre-imported worker (WarmRunner, recorded as runner `warm`).
+    workers="warm": local trials fork from a pre-imported worker (WarmRunner, recorded as runner `warm`);
+    workers="daemon": from one kept warm between runs until it has been idle `idle_minutes`.
     """
-    if name == "warm" or (name == "local" and workers == "warm"):
+    if name == "warm" or (name == "local" and workers in ("warm", "daemon")):
         from mlci.runners.warm import WarmRunner
 
-        return WarmRunner()
+        return WarmRunner(daemon=workers == "daemon", idle_minutes=idle_minutes)
     if name == "local":
         return LocalRunner()
     if name in ("docker", "auto"):
@@ -41,5 +42,5 @@ def get_runner(name: str, *, notice=None, workers: str = "fresh") -> Runner:
             return DockerRunner()
         if notice:
             notice("runner=auto: no Docker engine answers, training in local processes")
-        return get_runner("local", workers=workers)
+        return get_runner("local", workers=workers, idle_minutes=idle_minutes)
     raise UsageError(f"unknown runner '{name}'", hint="use local, docker or auto")

@@ -21,8 +21,9 @@ from typing import Any
 from mlci.core.config import memory_bytes
 from mlci.core.errors import RunnerError
 from mlci.runners.base import LaunchSpec, Status
+from mlci.runners import daemon
 from mlci.runners.local import EXIT_FILE, LocalRunner, _alive, trial_cwd, trial_env
-from mlci.runners.warm_worker import IDENTITY_FILE, MEMORY_FILE, library_imports, start_ticks
+from mlci.runners.warm_worker import IDENTITY_FILE, MEMORY_FILE, library_imports, start_ticks, worker_env
 
 READY_SECONDS = 300.0  # importing TensorFlow on a busy 2-core machine
 ANSWER_SECONDS = 30.0  # a fork answers in milliseconds: longer means the worker hangs
@@ -33,85 +34,198 @@ class WorkerLost(Exception):
     """The worker died or stopped answering: replace it and ask again."""
 
 
-class Worker:
-    """One pre-imported worker process (`python -m mlci.runners.warm_worker FRAMEWORK`) and its pipes."""
+class _Connection:
+    """The runner's side of the worker protocol: one JSON line per request, one per answer."""
 
-    def __init__(self, framework: str, modules: tuple[str, ...] = (), *, wait: bool = True):
-        """Start the worker (it imports the framework and `modules`, the model's libraries); with wait=False it
-        imports in the background until `wait_ready` (or a fork)."""
-        self.framework = framework
-        self.stderr = tempfile.TemporaryFile()  # why it failed to start, if it does
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        # The worker runs this very mlci (a checkout's src/ too), as the runner's own process does.
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])
-        try:
-            self.process = subprocess.Popen([sys.executable, "-m", "mlci.runners.warm_worker", framework, *modules],
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                            env=env, start_new_session=True)
-        except OSError as exc:
-            raise RunnerError(f"cannot start a warm worker ({exc})", hint="set workers = \"fresh\" in mlci.toml") from None
+    framework: str
+    modules: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
         self._buffer = b""
         self.import_seconds: float | None = None
         self.pid: int | None = None  # known once it is ready
-        self._finalizer = weakref.finalize(self, _stop, self.process)
-        if wait:
-            self.wait_ready()
+        self.reused = False  # a daemon that had served an earlier run: this run waited for no import
+
+    # what a transport provides
+    def _chunk(self, wait: float) -> bytes | None:
+        """Bytes the worker sent within `wait` seconds (None: nothing yet); WorkerLost if it ended."""
+        raise NotImplementedError
+
+    def _send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _why(self) -> str:
+        """The worker's last words (its stderr or log), for an error."""
+        return ""
+
+    def _read(self, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise WorkerLost(f"no answer in {timeout:g}s")
+            self._buffer += self._chunk(min(left, 1.0)) or b""
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
 
     def wait_ready(self) -> None:
         """Block until the worker has imported the framework (at once if it has); RunnerError if it cannot."""
         if self.pid is not None:
             return
-        try:
-            ready = self._read(READY_SECONDS)
-        except WorkerLost as lost:
-            ready = {"error": str(lost)}
+        ready = self._ready_line()
         if not ready.get("ready"):
             self.close()
-            self.stderr.seek(0)
-            tail = self.stderr.read().decode(errors="replace").strip().splitlines()[-3:]
-            raise RunnerError(f"the warm {self.framework} worker did not start "
-                              f"({' | '.join(tail) or ready.get('error')})",
+            why = " | ".join(filter(None, [ready.get("error"), self._why()]))
+            raise RunnerError(f"the warm {self.framework} worker did not start ({why})",
                               hint="set workers = \"fresh\" in mlci.toml to start a process per trial")
         self.pid = int(ready["pid"])
         self.import_seconds = ready.get("import_seconds")
+        self.reused = bool(ready.get("served"))
 
-    def _read(self, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        fd = self.process.stdout.fileno()
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise WorkerLost(f"no answer in {timeout:g}s")
-            readable, _, _ = select.select([fd], [], [], min(left, 1.0))
-            if readable:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    raise WorkerLost(f"worker ended ({self.process.poll()})")
-                self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
+    def _ready_line(self) -> dict[str, Any]:
+        try:
+            return self._read(READY_SECONDS)
+        except WorkerLost as lost:
+            return {"error": str(lost)}
 
     def fork(self, request: dict[str, Any]) -> int:
         self.wait_ready()
-        if self.process.poll() is not None:
-            raise WorkerLost(f"worker exited with {self.process.returncode}")
-        try:
-            self.process.stdin.write((json.dumps(request) + "\n").encode())
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError) as exc:
-            raise WorkerLost(str(exc)) from None
+        if self.ended():
+            raise WorkerLost("the worker ended")
+        self._send((json.dumps({**request, "modules": list(self.modules)}) + "\n").encode())
         answer = self._read(ANSWER_SECONDS)
         if "pid" not in answer:
             raise RunnerError(f"the warm worker could not start the trial ({answer.get('error')})",
                               hint="set workers = \"fresh\" in mlci.toml to start a process per trial")
         return int(answer["pid"])
 
+    def ended(self) -> bool:
+        raise NotImplementedError
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class Worker(_Connection):
+    """One pre-imported worker process of this run (`python -m mlci.runners.warm_worker FRAMEWORK`), its pipes."""
+
+    def __init__(self, framework: str, modules: tuple[str, ...] = (), *, wait: bool = True):
+        """Start the worker (it imports the framework and `modules`, the model's libraries); with wait=False it
+        imports in the background until `wait_ready` (or a fork)."""
+        super().__init__()
+        self.framework = framework
+        self.stderr = tempfile.TemporaryFile()  # why it failed to start, if it does
+        try:
+            self.process = subprocess.Popen([sys.executable, "-m", "mlci.runners.warm_worker", framework, *modules],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                            env=worker_env(), start_new_session=True)
+        except OSError as exc:
+            raise RunnerError(f"cannot start a warm worker ({exc})", hint="set workers = \"fresh\" in mlci.toml") from None
+        self._finalizer = weakref.finalize(self, _stop, self.process)
+        if wait:
+            self.wait_ready()
+
+    def _chunk(self, wait: float) -> bytes | None:
+        fd = self.process.stdout.fileno()
+        readable, _, _ = select.select([fd], [], [], wait)
+        if not readable:
+            return None
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            raise WorkerLost(f"worker ended ({self.process.poll()})")
+        return chunk
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self.process.stdin.write(data)
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise WorkerLost(str(exc)) from None
+
+    def _why(self) -> str:
+        self.stderr.seek(0)
+        return " | ".join(self.stderr.read().decode(errors="replace").strip().splitlines()[-3:])
+
+    def ended(self) -> bool:
+        return self.process.poll() is not None
+
+    def kill(self) -> None:
+        self.process.kill()
+
     def close(self) -> None:
         if self.pid is None and self.process.poll() is None:
             self.process.kill()  # still importing (a warm-up no trial needed): nothing of it is in use
         self._finalizer()
+
+
+class DaemonWorker(_Connection):
+    """A run's connection to its framework's worker kept warm between runs (mlci.runners.daemon), started if
+    there is none: it stays when the run ends."""
+
+    def __init__(self, framework: str, modules: tuple[str, ...] = (), *, idle_minutes: float = 10.0,
+                 wait: bool = True):
+        super().__init__()
+        self.framework, self.modules = framework, modules  # modules: imported by the daemon at a fork
+        self.place = daemon.Place(framework)
+        self.idle_minutes = idle_minutes
+        self.connection, self.started = self.place.connect(modules, idle_minutes)
+        if wait:
+            self.wait_ready()
+
+    def _ready_line(self) -> dict[str, Any]:
+        try:
+            return self._read(READY_SECONDS)
+        except WorkerLost:
+            # Reset before "ready": the socket was a dead daemon's, still held open a moment by a trial it had
+            # just forked. Start another in its place.
+            self.connection.close()
+            self.connection, self.started = self.place.connect(self.modules, self.idle_minutes, stale=True)
+        return super()._ready_line()
+
+    @property
+    def socket_path(self) -> Path:
+        return self.place.socket
+
+    def _chunk(self, wait: float) -> bytes | None:
+        self.connection.settimeout(wait)
+        try:
+            chunk = self.connection.recv(65536)
+        except TimeoutError:
+            return None
+        except OSError as exc:
+            raise WorkerLost(f"connection lost ({exc})") from None
+        if not chunk:
+            raise WorkerLost("the worker ended")
+        return chunk
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self.connection.sendall(data)
+        except OSError as exc:
+            raise WorkerLost(str(exc)) from None
+
+    def _why(self) -> str:
+        return self.place.log_tail()
+
+    def ended(self) -> bool:
+        if self.connection.fileno() < 0:
+            return True
+        if self.pid is not None:
+            return not _alive(self.pid)
+        return self.started is not None and self.started.poll() is not None
+
+    def kill(self) -> None:
+        """It hangs: end it (the next start makes another); its trials go on in their own sessions."""
+        self.place.kill(self.pid, self.started)
+
+    def close(self) -> None:
+        """This run is done with it; the daemon stays for the next run (until it has been idle long enough)."""
+        self.connection.close()
+        if self.started is not None:
+            self.started.poll()  # reaped, if it has ended
 
 
 def _model_libraries(model_file: Path | None) -> tuple[str, ...]:
@@ -133,22 +247,30 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 class WarmRunner(LocalRunner):
-    """LocalRunner's trials without the start-up: one worker per framework forks every trial of this process."""
+    """LocalRunner's trials without the start-up: one worker per framework forks every trial of this process.
+
+    With `daemon=True` the worker is kept warm between runs (mlci.runners.daemon): a run connects to it."""
 
     name = "warm"
 
-    def __init__(self) -> None:
+    def __init__(self, *, daemon: bool = False, idle_minutes: float = 10.0) -> None:
         super().__init__()
-        self.workers: dict[str, Worker] = {}
+        self.daemon = daemon
+        self.idle_minutes = idle_minutes
+        self.workers: dict[str, _Connection] = {}
+        self._closed: dict[str, _Connection] = {}
         self._lock = threading.Lock()  # parallel slots share a worker: one request at a time on its pipe
 
-    def worker(self, framework: str, model_file: Path | None = None, *, wait: bool = True) -> Worker:
+    def worker(self, framework: str, model_file: Path | None = None, *, wait: bool = True) -> _Connection:
         """The framework's worker, started if there is none (importing also what `model_file` imports)."""
         found = self.workers.get(framework)
-        if found is not None and found.pid is None and found.process.poll() is not None:
+        if found is not None and found.pid is None and found.ended():
             found.wait_ready()  # a warm-up that died importing: its error (RunnerError), not a second import
-        if found is None or found.process.poll() is not None:
-            found = self.workers[framework] = Worker(framework, _model_libraries(model_file), wait=wait)
+        if found is None or found.ended():
+            modules = _model_libraries(model_file)
+            found = self.workers[framework] = \
+                DaemonWorker(framework, modules, idle_minutes=self.idle_minutes, wait=wait) if self.daemon \
+                else Worker(framework, modules, wait=wait)
         return found
 
     def warm_up(self, framework: str, model_file: Path | None = None) -> None:
@@ -164,7 +286,7 @@ class WarmRunner(LocalRunner):
     def replace(self, framework: str) -> None:
         found = self.workers.pop(framework, None)
         if found is not None:
-            found.process.kill()
+            found.kill()
             found.close()
 
     def start(self, spec: LaunchSpec) -> str:
@@ -213,6 +335,13 @@ class WarmRunner(LocalRunner):
             time.sleep(0.02)  # killed by a signal: its worker writes how it ended as it reaps it (milliseconds)
         return self.ended(handle, trial_dir)
 
+    def kept(self) -> list[str]:
+        """After close(): a line for each worker that stays warm for the next run (a daemon's)."""
+        return [f"the warm {name} worker (pid {worker.pid}) stays for the next run, until it has been idle "
+                f"{self.idle_minutes:g} min (`mlci daemon --stop` ends it)"
+                for name, worker in self._closed.items() if isinstance(worker, DaemonWorker) and worker.pid is not None]
+
     def close(self) -> None:
         for framework in list(self.workers):
-            self.workers.pop(framework).close()
+            self._closed[framework] = worker = self.workers.pop(framework)
+            worker.close()

@@ -5,6 +5,8 @@ starts with the framework already in memory but with nothing of an earlier trial
 no random state), in its own session, and runs exactly what a fresh process runs (`mlci train ...`). The
 worker itself never trains: it reaps its children, writes how they ended, and ends one past its memory limit.
 Protocol: one JSON line per request on stdin, one JSON line per answer on the file descriptor of its stdout.
+With `--daemon SOCKET IDLE` it is kept warm between runs instead (`workers = "daemon"`, mlci.runners.daemon): the
+same lines over a unix socket, one connection per `mlci run`, until it has been idle IDLE seconds.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import json
 import os
 import select
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -38,6 +41,15 @@ COMMON = ("mlci.cli", "mlci.cli.pipeline", "mlci.harness.train", "mlci.harness.d
 # them could run their code (a plain script trains when imported).
 LIBRARIES = frozenset({"numpy", "scipy", "sklearn", "joblib", "pandas", "keras", "tensorflow", "tf_keras", "torch",
                        "torchvision", "lightning", "pytorch_lightning"})
+
+
+def worker_env() -> dict[str, str]:
+    """A worker's environment: this process's, running this very mlci (a checkout's src/ too)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [os.environ.get("PYTHONPATH")])])
+    return env
 
 
 def library_imports(source: str) -> list[str]:
@@ -115,15 +127,29 @@ def preload(framework: str, modules: list[str] | tuple[str, ...] = ()) -> float:
     return time.perf_counter() - started
 
 
+def import_more(modules: list[str] | tuple[str, ...]) -> None:
+    """Import the model's libraries that this worker has not imported yet (a daemon serves many models)."""
+    import importlib
+
+    for name in modules:
+        if name.split(".")[0] in LIBRARIES and name not in sys.modules:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass  # the trial reports it, as a fresh process would
+
+
 class Worker:
     """The fork loop: requests in, trial processes out; reaps them and watches their memory."""
 
     def __init__(self, answers: int):
         self.answers = answers
         self.children: dict[int, dict[str, Any]] = {}  # pid -> the request that started it
+        self.private: list[int] = [answers]  # descriptors a trial must not inherit (the protocol's)
+        self.start_cwd = os.getcwd()  # sys.path[0] of `python -m`: a trial gets its own cwd there instead
 
-    def answer(self, payload: dict[str, Any]) -> None:
-        os.write(self.answers, (json.dumps(payload) + "\n").encode())
+    def answer(self, payload: dict[str, Any], to: int | None = None) -> None:
+        os.write(self.answers if to is None else to, (json.dumps(payload) + "\n").encode())
 
     def reap(self) -> None:
         while self.children:
@@ -163,6 +189,7 @@ class Worker:
 
     def fork(self, request: dict[str, Any]) -> int:
         trial_dir = Path(request["trial_dir"])
+        import_more(request.get("modules", ()))
         self.reap()  # an earlier attempt of this trial writes its end before the next one starts
         for name in (EXIT_FILE, MEMORY_FILE, IDENTITY_FILE):
             (trial_dir / name).unlink(missing_ok=True)
@@ -170,7 +197,7 @@ class Worker:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _become_trial(request, self.answers)  # never returns
+            _become_trial(request, self.private, self.start_cwd)  # never returns
         self.children[pid] = request
         _write(trial_dir / IDENTITY_FILE, json.dumps({"pid": pid, "start_ticks": start_ticks(pid),
                                                       "worker": os.getpid()}) + "\n")
@@ -198,16 +225,27 @@ class Worker:
             pending += chunk
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
-                try:
-                    self.answer({"pid": self.fork(json.loads(line))})
-                except Exception as exc:  # a bad request or no fork: the runner raises it as a RunnerError
-                    self.answer({"error": f"{type(exc).__name__}: {exc}"})
+                self.handle(line)
+
+    def handle(self, line: bytes, to: int | None = None) -> None:
+        try:
+            self.answer({"pid": self.fork(json.loads(line))}, to)
+        except Exception as exc:  # a bad request or no fork: the runner raises it as a RunnerError
+            self.answer({"error": f"{type(exc).__name__}: {exc}"}, to)
 
 
-def _become_trial(request: dict[str, Any], answers: int) -> None:
+def _become_trial(request: dict[str, Any], private: list[int], start_cwd: str) -> None:
     """In the forked child: become what `python -m mlci train ...` would be, run it, and exit with its code."""
     code = 1
     try:
+        # The protocol's descriptors first: a daemon's listening socket held by a trial would take connections
+        # that no one accepts once the daemon is gone.
+        for fd in private:
+            if fd > 2:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         os.setsid()  # its own session: LocalRunner.kill takes the trial's process group, never the worker
         log = os.open(Path(request["trial_dir"]) / "log.txt", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -215,7 +253,7 @@ def _become_trial(request: dict[str, Any], answers: int) -> None:
         os.dup2(log, 1)
         os.dup2(log, 2)
         signal.set_wakeup_fd(-1)
-        for fd in (log, null, answers):
+        for fd in (log, null):
             if fd > 2:
                 try:
                     os.close(fd)
@@ -224,6 +262,8 @@ def _become_trial(request: dict[str, Any], answers: int) -> None:
         for number in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
             signal.signal(number, signal.SIG_DFL if number != signal.SIGINT else signal.default_int_handler)
         os.chdir(request["cwd"])
+        if sys.path and sys.path[0] == start_cwd:
+            sys.path[0] = request["cwd"]  # as `python -m mlci train` started in the trial's cwd has it
         os.environ.clear()
         os.environ.update(request["env"])
         sys.argv = ["mlci", *request["args"]]
@@ -246,8 +286,126 @@ def _become_trial(request: dict[str, Any], answers: int) -> None:
             os._exit(code)
 
 
+class Daemon:
+    """The worker kept warm between runs: listens on a unix socket (in a folder only its user can enter), greets
+    each connection with "ready" once the framework is imported, forks what each connection asks, and ends
+    after `idle` seconds with no connection and no trial of its own."""
+
+    def __init__(self, path: str, idle: float):
+        self.path = path
+        self.idle = idle
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)  # before the import: a connection waits in the backlog for "ready"
+        self.listener.listen(64)
+        self.identity = os.stat(path).st_ino  # a newer daemon's socket at this path is not ours to remove
+        self.clients: dict[int, tuple[socket.socket, bytearray]] = {}
+        self.worker = Worker(-1)
+        self.worker.private = [self.listener.fileno()]
+        self.ready: dict[str, Any] = {}
+        self.served = 0
+
+    def greet(self) -> None:
+        connection, _ = self.listener.accept()
+        uid = struct_unpack_uid(connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        if uid not in (os.getuid(), 0):
+            connection.close()  # the folder is the user's alone; this is a second lock on the door
+            return
+        self.clients[connection.fileno()] = (connection, bytearray())
+        self.worker.private.append(connection.fileno())
+        self.worker.answer({**self.ready, "served": self.served}, connection.fileno())
+
+    def hear(self, fd: int) -> None:
+        connection, pending = self.clients[fd]
+        try:
+            chunk = connection.recv(65536)
+        except OSError:
+            chunk = b""
+        if not chunk:  # that run ended: its trials go on, and this worker stays for the next run
+            del self.clients[fd]
+            self.worker.private.remove(fd)
+            connection.close()
+            return
+        pending += chunk
+        while b"\n" in pending:
+            line, _, rest = bytes(pending).partition(b"\n")
+            pending[:] = rest
+            self.served += 1
+            try:
+                self.worker.handle(line, fd)
+            except OSError:
+                pass  # the run went away before its answer: it sees the trial in its folder, or restarts it
+
+    def serve(self) -> None:
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
+        signal.set_wakeup_fd(wake_write)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        self.worker.private += [wake_read, wake_write]
+        busy = time.monotonic()
+        while True:
+            readable, _, _ = select.select([self.listener, wake_read, *self.clients], [], [], WATCH_SECONDS)
+            self.worker.reap()
+            self.worker.watch_memory()
+            if wake_read in readable:
+                os.read(wake_read, 4096)
+            if self.listener in readable:
+                self.greet()
+            for fd in readable:
+                if fd in self.clients:
+                    self.hear(fd)
+            if self.clients or self.worker.children:
+                busy = time.monotonic()
+            elif time.monotonic() - busy > self.idle:
+                return
+
+    def remove(self) -> None:
+        """Take this daemon's socket away, unless a newer daemon's is at the path by now."""
+        try:
+            if os.stat(self.path).st_ino == self.identity:
+                os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def struct_unpack_uid(credentials: bytes) -> int:
+    import struct
+
+    return struct.unpack("3i", credentials)[1]  # struct ucred: pid, uid, gid
+
+
+def daemon_main(path: str, idle: float, framework: str, modules: list[str]) -> None:
+    daemon = Daemon(path, idle)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: (daemon.remove(), os._exit(0)))
+    try:
+        seconds = preload(framework, modules)
+        daemon.ready = {"ready": True, "pid": os.getpid(), "import_seconds": round(seconds, 3), "daemon": True}
+    except BaseException as exc:
+        daemon.ready = {"error": f"importing {framework} failed: {type(exc).__name__}: {exc}"}
+        daemon.remove()
+        while True:  # tell the runs that already connected why, then end
+            readable, _, _ = select.select([daemon.listener], [], [], 0)
+            if not readable:
+                break
+            daemon.greet()
+        raise
+    try:
+        daemon.serve()
+    finally:
+        daemon.remove()
+    daemon.worker.reap()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
-    framework, *modules = argv if argv is not None else sys.argv[1:] or ["keras"]
+    argv = argv if argv is not None else sys.argv[1:] or ["keras"]
+    if argv[0] == "--daemon":
+        _, path, idle, framework, *modules = argv
+        daemon_main(path, float(idle), framework, modules)
+        return
+    framework, *modules = argv
     answers = os.dup(1)
     os.dup2(2, 1)  # whatever the imports print goes to stderr; fd `answers` carries only the protocol
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)

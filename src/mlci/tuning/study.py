@@ -69,6 +69,29 @@ def open_storage(url: str) -> Any:
     return storage
 
 
+# Studies of this process, by storage and name: a study keeps its storage's cache of finished trials (they
+# never change), so a proposal reads only the trials still running rather than the whole study again. Another
+# process's writes (a trial's pruning reports, `mlci tweak`) land in running trials and are read afresh.
+_STUDIES: OrderedDict[tuple[int, str], tuple[Any, Any]] = OrderedDict()
+
+
+def open_study(url: str, name: str, direction: str) -> Any:
+    """The study `name` in the storage at `url` (created if new), one per storage and name in a process."""
+    storage = open_storage(url)
+    key = (id(storage), name)
+    with _OPENED_LOCK:
+        found = _STUDIES.get(key)
+        if found is not None and found[0] is storage:
+            _STUDIES.move_to_end(key)
+            return found[1]
+    study = quiet_optuna().create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True)
+    with _OPENED_LOCK:
+        _STUDIES[key] = (storage, study)
+        while len(_STUDIES) > 2 * _OPENED_KEEP:
+            _STUDIES.popitem(last=False)
+    return study
+
+
 def _open_storage(url: str) -> Any:
     optuna = quiet_optuna()
     server = not url.startswith("sqlite")

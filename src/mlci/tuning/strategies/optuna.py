@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from mlci.tuning.spaces import (Param, decode, distributions, encode, module_spa
                                  script_space, space_for)
 from mlci.core.store import Run, RunStore, Trial
 from mlci.tuning.strategies.base import Proposal, Strategy
-from mlci.tuning.study import make_pruner, open_storage, quiet_optuna, storage_url, study_name
+from mlci.tuning.study import make_pruner, open_storage, open_study, quiet_optuna, storage_url, study_name
 
 # TPE models the history once this many trials are done (baseline, centre and warm-start history count).
 STARTUP_TRIALS = 4
@@ -39,12 +38,6 @@ REFUSED = "mlci_refused"  # user attr of an asked trial that could not train (wh
 def reported_key(metric: str) -> str:
     """The per-epoch validation value the harness reports for this metric."""
     return "val_loss" if metric == "loss" else "val_accuracy"
-
-
-# A study on a server, one per process: its cache of finished trials is kept from one proposal to the next
-# (Optuna's _CachedStorage re-reads only the trials that were unfinished), so a proposal under the run's guard
-# does not read the whole study again. Not for SQLite (see mlci.tuning.study.open_storage).
-_SERVER_STUDIES: dict[tuple[int, str, str], Any] = {}
 
 
 class OptunaStrategy(Strategy):
@@ -87,14 +80,7 @@ class OptunaStrategy(Strategy):
         return {"name": self.config.pruner, "n_startup_trials": 2, "n_warmup_steps": 2}
 
     def study(self) -> Any:
-        optuna = quiet_optuna()
-        key = (os.getpid(), self.url, study_name(self.run))
-        study = _SERVER_STUDIES.get(key) if not self.url.startswith("sqlite") else None
-        if study is None:
-            study = optuna.create_study(storage=open_storage(self.url), study_name=study_name(self.run),
-                                        direction=self.direction, load_if_exists=True)
-            if not self.url.startswith("sqlite"):
-                _SERVER_STUDIES[key] = study
+        study = open_study(self.url, study_name(self.run), self.direction)
         study.pruner = make_pruner(self.pruner_spec())
         # A fixed seed per process would repeat the same proposals in every `mlci tweak`: derive it
         # from the run's seed and how far the study is.
