@@ -193,7 +193,9 @@ class Config(_Section):
     optimize: bool = False  # keep searching after the threshold is met, for the best within the budget
     parallel: int = Field(default=1, ge=1, le=64)
     runner: Literal["local", "docker", "auto"] = "local"
-    workers: Literal["warm", "fresh"] = "warm"  # local trials fork from a pre-imported worker, or start a process each
+    # warm: local trials fork from a pre-imported worker, Docker trials start in a standby container made ahead;
+    # fresh: a process (a container) started per trial
+    workers: Literal["warm", "fresh"] = "warm"
     dataset: Dataset | None = None
     entry: str | None = None  # the model file when mlci is pointed at a folder (mlci detect / run)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)

@@ -19,7 +19,8 @@ def docker_available() -> bool:
 def get_runner(name: str, *, notice=None, workers: str = "fresh") -> Runner:
     """`local`, `docker`, or `auto` (Docker when an engine answers, else local with a notice).
 
-    workers="warm": local trials fork from a pre-imported worker (WarmRunner, recorded as runner `warm`).
+    workers="warm": local trials fork from a pre-imported worker (WarmRunner, recorded as runner `warm`); Docker
+    trials after the first start in a standby container made during the previous one (StandbyDockerRunner).
     """
     if name == "warm" or (name == "local" and workers == "warm"):
         from mlci.runners.warm import WarmRunner
@@ -35,6 +36,10 @@ def get_runner(name: str, *, notice=None, workers: str = "fresh") -> Runner:
                 raise RunnerError(f"the Docker runner needs the 'docker' package ({exc})",
                                   hint="pip install 'mlci[docker]'") from None
             DockerRunner = None  # noqa: N806
+        if DockerRunner is not None and workers == "warm":
+            from mlci.runners.docker_standby import StandbyDockerRunner
+
+            DockerRunner = StandbyDockerRunner  # noqa: N806
         if name == "docker":
             return DockerRunner()
         if DockerRunner is not None and docker_available():
