@@ -7,8 +7,8 @@ is, against the sum of its trials' fit and evaluate, with where the rest of its 
 (bench/_search_breakdown.py: preparation, waiting for the warm worker, the oracle and Optuna, launch, the trial
 process outside fit and evaluate, settle, verdict, report). `--docker` adds a container per trial (the Docker
 runner, `workers = "fresh"`) and a standby container per trial (`"warm"`: made while the trial before trains) to
-the per-trial table, both over the trials of one run. Goals (issue 18): overhead from the second trial on <= 0.4 s locally and 1.0 s in
-Docker; a 10-trial search within 1.2x. Prints tables and writes bench/results/overhead.json.
+the per-trial table, both over the trials of one run. Goals (issue 18): overhead from the second trial on
+<= 0.4 s locally and 1.0 s in Docker; a 10-trial search within 1.2x. Prints tables and writes bench/results/overhead.json.
 Run: nice -n 10 python bench/overhead.py [--trials 3] [--search 10] [--examples ...] [--docker]
 """
 from __future__ import annotations

@@ -22,9 +22,8 @@ require_module("docker", "docker", module_level=True)
 from mlci.core.store import HparamsRecord, MetricsRecord, TrialState, write_json  # noqa: E402
 from mlci.runners.base import LaunchSpec  # noqa: E402
 from mlci.runners.docker import container_name  # noqa: E402
-from mlci.runners.docker_standby import FOLDER_PREFIX, STANDBY, StandbyDockerRunner, unused_standby  # noqa: E402
-
-pytestmark = pytest.mark.docker
+from mlci.runners.docker_standby import (FOLDER_PREFIX, STANDBY, StandbyDockerRunner, unused_standby,  # noqa: E402
+                                         unused_standby_event)
 
 
 def _run(tmp_path: Path, home: Path, workers: str, docker_runs: list[str]) -> Path:
@@ -54,6 +53,7 @@ def _standbys_left(engine, run_dir: Path) -> list:
         [p.name for p in (run_dir / "trials").iterdir() if p.name.startswith(FOLDER_PREFIX)]
 
 
+@pytest.mark.docker
 def test_later_trials_start_in_standby_containers_with_the_same_results(engine, tmp_path, docker_runs):
     run_dir = _run(tmp_path, tmp_path / "warm", "warm", docker_runs)
     sources = set()
@@ -97,6 +97,7 @@ def _spec(run_dir: Path, number: int, model: Path) -> LaunchSpec:
                       source_dir=model.parent, trial_dir=trial_dir, framework="sklearn")
 
 
+@pytest.mark.docker
 def test_a_dead_standby_is_replaced_by_a_container_of_its_own(engine, runner, tmp_path):
     model = write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py")
     run_dir = tmp_path / "store" / "runs" / "standby-dies"
@@ -119,6 +120,7 @@ def test_a_dead_standby_is_replaced_by_a_container_of_its_own(engine, runner, tm
     assert not [c for c in runner.containers(f"test-{run_dir.name}") if unused_standby(c)]
 
 
+@pytest.mark.docker
 def test_a_standby_left_by_a_killed_mlci_is_removed_by_the_next_runner(engine, runner, tmp_path):
     model = write_model(tmp_path / "knn", KNN_SOURCE, "digits_knn.py")
     run_dir = tmp_path / "store" / "runs" / "orphan"
@@ -147,3 +149,15 @@ def test_a_standby_left_by_a_killed_mlci_is_removed_by_the_next_runner(engine, r
     assert not [c for c in engine.containers.list(all=True, filters={"label": [f"mlci.run=test-{run_dir.name}"]})
                 if unused_standby(c)]
     assert not [p for p in (run_dir / "trials").iterdir() if p.name.startswith(FOLDER_PREFIX)]
+
+
+def test_the_monitor_names_a_standby_by_its_trial_and_passes_over_unused_ones(capsys):
+    from mlci.cli.monitor import MonitorEcho
+
+    handed = {"Action": "die", "Actor": {"Attributes": {"mlci.run": "r-1", "mlci.trial": STANDBY, "exitCode": "137",
+                                                        "name": container_name("r-1", 3)}}}
+    unused = {"Action": "die", "Actor": {"Attributes": {"mlci.run": "r-1", "mlci.trial": STANDBY,
+                                                        "name": container_name("r-1", STANDBY) + "-0a1b2c3d"}}}
+    MonitorEcho().docker_event(handed)
+    assert "container of run r-1 trial 3: die (exit code 137)" in capsys.readouterr().err
+    assert not unused_standby_event(handed) and unused_standby_event(unused)

@@ -10,6 +10,7 @@ is a child forked from this pre-imported process (as a warm worker's trial is), 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -61,37 +62,41 @@ def run_trial(request: dict[str, Any]) -> int:
 
 def _become_trial(request: dict[str, Any], output: int) -> None:
     """In the forked child: become the `mlci train ...` process of a trial container, run it, exit with its code."""
-    code = 1
+    status = 1
     try:
         null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(output, 1)
-        os.dup2(output, 2)
-        for fd in (null, output):
-            os.close(fd)
+        for fd, into in ((null, 0), (output, 1), (output, 2)):
+            os.dup2(fd, into)
+        os.close(null)
+        os.close(output)
         for number in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(number, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         os.environ.update(request["env"])  # the trial's LaunchSpec.env; the container's own is the same as today's
         os.chdir(request["cwd"])  # the work area made at hand-over (the one at the container's start was replaced)
-        sys.argv = ["mlci", *request["args"]]
         sys.stdout.reconfigure(write_through=True)  # PYTHONUNBUFFERED, as in a trial container's `mlci train`
         sys.stderr.reconfigure(write_through=True)
-        from mlci.cli import main
-
-        try:
-            main(args=request["args"], prog_name="mlci")
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        status = run_mlci(request["args"])
     except BaseException:
         traceback.print_exc()
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+    with contextlib.suppress(BaseException):  # nothing may return from here into the standby's own code
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(status)
+
+
+def run_mlci(args: list[str]) -> int:
+    """`mlci ARGS` in this process, as its own process would run it: its exit status."""
+    from mlci.cli import main
+
+    sys.argv = ["mlci", *args]
+    try:
+        main(args=args, prog_name="mlci")
+    except SystemExit as end:
+        if end.code is None or isinstance(end.code, int):
+            return end.code or 0
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
