@@ -161,3 +161,57 @@ def test_the_monitor_names_a_standby_by_its_trial_and_passes_over_unused_ones(ca
     MonitorEcho().docker_event(handed)
     assert "container of run r-1 trial 3: die (exit code 137)" in capsys.readouterr().err
     assert not unused_standby_event(handed) and unused_standby_event(unused)
+
+
+SGD = '''
+    """A linear model trained epoch by epoch (partial_fit), so a study can prune it."""
+    from sklearn.linear_model import SGDClassifier
+
+    HPARAMS = {"epochs": 6, "alpha": 0.0001}
+
+
+    def build_model(hp):
+        return SGDClassifier(alpha=hp["alpha"], random_state=0)
+'''
+
+
+@pytest.mark.docker
+def test_a_trial_in_a_standby_is_pruned_through_its_follower(engine, tmp_path, docker_home):
+    """Relayed pruning (MLCI_PRUNING=relay, the container has no network) works in a standby as in a fresh one."""
+    from mlci.core.store import RunStore
+    from mlci.harness.train import train_trial
+    from mlci.orchestration.lifecycle import follow, launch_trial
+    from mlci.orchestration.oracle import RunOracle
+    from mlci.orchestration.runs import prepare_run
+    from mlci.tuning.tweak import tweak
+
+    model = write_model(tmp_path / "m", SGD, "sgd.py",
+                        'threshold = 1.0\ndataset = "digits"\n'
+                        '[space]\nalpha = {type = "float", low = 1e-5, high = 1e-3, log = true}\n')
+    run, config = prepare_run(model, store=RunStore(docker_home), overrides={"max_trials": 10, "runner": "docker"})
+    runner = StandbyDockerRunner(engine)
+    try:
+        for trial in [RunOracle(run).ask().trial, tweak(run, config)]:  # the pruner's comparison, trained here
+            trial.write_hparams(trial.hparams().model_copy(update={"dataset": "digits"}))
+            assert train_trial(trial.dir, Path(run.record().model_file), echo=lambda _: None) is not None
+            trial.update_state(status="succeeded")
+            RunOracle(run).tell(trial)
+        third = tweak(run, config)  # in a container started for it; a standby is made meanwhile
+        record = third.hparams()
+        record.hparams["alpha"] = 1e-4  # the baseline's: not pruned
+        third.write_hparams(record)
+        assert follow(run, third, runner, launch_trial(run, third, runner, config), config).status == "succeeded"
+        RunOracle(run).tell(third)
+        trial = tweak(run, config)
+        record = trial.hparams()
+        record.hparams["alpha"] = 50.0  # a huge regularisation: accuracy stays near chance
+        trial.write_hparams(record)
+        handle = launch_trial(run, trial, runner, config)
+        assert engine.containers.get(handle).labels["mlci.trial"] == STANDBY
+        state = follow(run, trial, runner, handle, config)
+    finally:
+        runner.close()
+    log = trial.log_path.read_text()
+    assert state.status == "pruned", log
+    assert state.reason.startswith("pruned at epoch 2 (val_accuracy ")
+    assert "pruning is off" not in log and not trial.has_metrics()
