@@ -24,7 +24,10 @@ class MonitorEcho:
     def docker_event(self, event: dict) -> None:
         labels = (event.get("Actor") or {}).get("Attributes") or {}
         code = labels.get("exitCode")
-        click.echo(f"mlci: docker: container of run {labels.get('mlci.run')} trial {labels.get('mlci.trial')}: "
+        trial = labels.get("mlci.trial")
+        if trial == "standby":  # a standby keeps its label; hand-over renamed it mlci-RUN-TRIAL
+            trial = (labels.get("name") or "").rsplit("-", 1)[-1]
+        click.echo(f"mlci: docker: container of run {labels.get('mlci.run')} trial {trial}: "
                    f"{event.get('status') or event.get('Action')}" + (f" (exit code {code})" if code else ""), err=True)
 
     def trial_finished(self, trial, metrics, state) -> None:

@@ -193,7 +193,8 @@ class Config(_Section):
     optimize: bool = False  # keep searching after the threshold is met, for the best within the budget
     parallel: int = Field(default=1, ge=1, le=64)
     runner: Literal["local", "docker", "auto"] = "local"
-    # local trials fork from a pre-imported worker (per run, or a daemon kept between runs), or start a process each
+    # warm: local trials fork from a pre-imported worker, Docker trials start in a standby container made ahead;
+    # daemon: as warm, the local worker kept between runs; fresh: a process (a container) started per trial
     workers: Literal["warm", "daemon", "fresh"] = "warm"
     worker_idle_minutes: float = Field(default=10.0, gt=0, le=1440)  # workers = "daemon": ends after this long idle
     dataset: Dataset | None = None

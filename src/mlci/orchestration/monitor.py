@@ -149,12 +149,15 @@ class DockerEvents(threading.Thread):
             import docker
 
             from mlci.runners.docker import LABEL_RUN
+            from mlci.runners.docker_standby import unused_standby_event
 
             # A client of its own: the runner's is busy with requests of the monitor's thread meanwhile.
             client = docker.from_env()
             self.stream = client.events(decode=True, filters={
                 "type": "container", "event": ["die", "oom"], "label": [LABEL_RUN]})
             for event in self.stream:
+                if unused_standby_event(event):
+                    continue  # a standby removed unused at its run's end: no trial's container
                 event["_received"] = time.time()
                 self.seen.put(event)
                 self.wake.ring()

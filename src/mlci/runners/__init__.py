@@ -19,8 +19,9 @@ def docker_available() -> bool:
 def get_runner(name: str, *, notice=None, workers: str = "fresh", idle_minutes: float = 10.0) -> Runner:
     """`local`, `docker`, or `auto` (Docker when an engine answers, else local with a notice).
 
-    workers="warm": local trials fork from a pre-imported worker (WarmRunner, recorded as runner `warm`);
-    workers="daemon": from one kept warm between runs until it has been idle `idle_minutes`.
+    workers="warm": local trials fork from a pre-imported worker (WarmRunner, recorded as runner `warm`); Docker
+    trials after the first start in a standby container made during the previous one (StandbyDockerRunner).
+    workers="daemon": local trials fork from a worker kept warm between runs until it has been idle `idle_minutes`.
     """
     if name == "warm" or (name == "local" and workers in ("warm", "daemon")):
         from mlci.runners.warm import WarmRunner
@@ -36,6 +37,10 @@ def get_runner(name: str, *, notice=None, workers: str = "fresh", idle_minutes: 
                 raise RunnerError(f"the Docker runner needs the 'docker' package ({exc})",
                                   hint="pip install 'mlci[docker]'") from None
             DockerRunner = None  # noqa: N806
+        if DockerRunner is not None and workers in ("warm", "daemon"):
+            from mlci.runners.docker_standby import StandbyDockerRunner
+
+            DockerRunner = StandbyDockerRunner  # noqa: N806
         if name == "docker":
             return DockerRunner()
         if DockerRunner is not None and docker_available():

@@ -41,8 +41,21 @@ def _read_timeout(exc: BaseException) -> bool:
     return isinstance(exc, requests.exceptions.ConnectionError) and isinstance(inner, urllib3.exceptions.ReadTimeoutError)
 
 
-def container_name(run_id: str, trial: int) -> str:
+def container_name(run_id: str, trial: int | str) -> str:
     return "mlci-" + re.sub(r"[^a-zA-Z0-9_.-]", "-", run_id)[:100] + f"-{trial}"
+
+
+def mounted(trial_dir: Path, path: Path) -> str:
+    """A path inside the trial folder as the container sees it."""
+    return f"{TRIAL_MOUNT}/{Path(path).resolve().relative_to(trial_dir).as_posix()}"
+
+
+def container_env(extra: dict[str, str]) -> dict[str, str]:
+    """A trial container's environment: `extra` (LaunchSpec.env) and what every trial gets."""
+    env = {**extra, "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "KERAS_HOME": "/tmp/keras",
+           "PYTHONUNBUFFERED": "1", "MLCI_TRIAL_DIR": TRIAL_MOUNT, RELAY_ENV: "relay"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return env
 
 
 WAIT_CHUNK = 30.0
@@ -60,11 +73,7 @@ class DockerRunner(Runner):
     # ------------------------------------------------------------------ start
 
     def start(self, spec: LaunchSpec) -> str:
-        image_ref = spec.image or f"mlci/{spec.framework}:latest"
-        image = self._image(image_ref, spec.framework)
-        limits = self.limits(spec.resources)
-        self.remove_stale(spec.run_id, spec.trial)
-
+        image_ref, image, limits = self.prepare(spec)
         trial_dir = spec.trial_dir.resolve()
         trial_dir.mkdir(parents=True, exist_ok=True)
         (trial_dir / "exit_code").unlink(missing_ok=True)
@@ -72,23 +81,11 @@ class DockerRunner(Runner):
         # source folder's permissions (a 0700 snapshot, a `mktemp -d` folder); the user's folder is not mounted.
         work_model = spec.prepare_work_area()
         user = self._user_for(trial_dir)
-        model_file = f"{TRIAL_MOUNT}/{work_model.resolve().relative_to(trial_dir).as_posix()}"
         command = ["python", "-m", "mlci.runners.logtee", f"{TRIAL_MOUNT}/{LOG_NAME}", "--",
-                   "mlci", *spec.harness_args(TRIAL_MOUNT, model_file)]
-        env = {**spec.env, "HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "KERAS_HOME": "/tmp/keras",
-               "PYTHONUNBUFFERED": "1", "MLCI_TRIAL_DIR": TRIAL_MOUNT, RELAY_ENV: "relay"}
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+                   "mlci", *spec.harness_args(TRIAL_MOUNT, mounted(trial_dir, work_model))]
         try:
-            container = self.client.containers.run(
-                image.id, command=command, entrypoint=[], detach=True,
-                name=container_name(spec.run_id, spec.trial),
-                labels={LABEL_RUN: spec.run_id, LABEL_TRIAL: str(spec.trial), LABEL_MODEL: spec.model_name,
-                        "mlci.image": image_ref},
-                user=user, working_dir=f"{TRIAL_MOUNT}/{WORK_NAME}", environment=env,
-                volumes={str(trial_dir): {"bind": TRIAL_MOUNT, "mode": "rw"}},
-                privileged=False, cap_drop=["ALL"], security_opt=["no-new-privileges"], init=True,
-                read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,exec"}, pids_limit=4096,
-                **limits)
+            container = self.create(spec, image, image_ref, limits, command=command, folder=trial_dir, user=user,
+                                    name=container_name(spec.run_id, spec.trial), trial=str(spec.trial))
         except docker.errors.APIError as exc:
             self.remove_stale(spec.run_id, spec.trial)  # created but not started: leave nothing behind
             raise self._start_error(exc, spec) from None
@@ -96,6 +93,27 @@ class DockerRunner(Runner):
             raise self._engine_lost(exc, "starting the trial's container") from None
         self._record(trial_dir, spec.trial, container.id, image_ref, user)
         return container.id
+
+    def prepare(self, spec: LaunchSpec) -> tuple[str, object, dict]:
+        """The image (reference and object) and the container options of `[resources]`; earlier attempts removed."""
+        image_ref = spec.image or f"mlci/{spec.framework}:latest"
+        image = self._image(image_ref, spec.framework)
+        limits = self.limits(spec.resources)
+        self.remove_stale(spec.run_id, spec.trial)
+        return image_ref, image, limits
+
+    def create(self, spec: LaunchSpec, image, image_ref: str, limits: dict, *, command: list[str], folder: Path,
+               user: str, name: str, trial: str, labels: dict[str, str] | None = None):
+        """Start a trial's container: `folder` alone mounted at /trial, non-root, read-only, no capabilities."""
+        return self.client.containers.run(
+            image.id, command=command, entrypoint=[], detach=True, name=name,
+            labels={LABEL_RUN: spec.run_id, LABEL_TRIAL: trial, LABEL_MODEL: spec.model_name, "mlci.image": image_ref,
+                    **(labels or {})},
+            user=user, working_dir=f"{TRIAL_MOUNT}/{WORK_NAME}", environment=container_env(spec.env),
+            volumes={str(folder): {"bind": TRIAL_MOUNT, "mode": "rw"}},
+            privileged=False, cap_drop=["ALL"], security_opt=["no-new-privileges"], init=True,
+            read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,exec"}, pids_limit=4096,
+            **limits)
 
     def _image(self, ref: str, framework: str):
         try:
@@ -278,6 +296,7 @@ class DockerRunner(Runner):
             container.remove(force=True)
 
     def containers(self, run_id: str | None = None) -> list:
+        """The run's containers (every run's with None): its trials' and its standbys' (mlci.runners.docker_standby)."""
         labels = [LABEL_RUN] if run_id is None else [f"{LABEL_RUN}={run_id}"]
         return self.client.containers.list(all=True, filters={"label": labels})
 

@@ -113,15 +113,25 @@ def main(argv: list[str]) -> int:
         # `docker stop` signals us (PID 1's child): pass it on and let the command end its own way.
         for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(number, lambda signum, frame: child.send_signal(signum))
-        out = sys.stdout.buffer
-        while True:
-            chunk = os.read(child.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            log.write(chunk)
-            out.write(chunk)
-            out.flush()
+        tee(child.stdout.fileno(), log)
         code = child.wait()
+    return exit_status(code)
+
+
+def tee(fd: int, log: CappedLog) -> None:
+    """Copy what comes out of `fd` to the log and to stdout (`docker logs`), until its writers close it."""
+    out = sys.stdout.buffer
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        log.write(chunk)
+        out.write(chunk)
+        out.flush()
+
+
+def exit_status(code: int) -> int:
+    """A child's return code as a shell reports it: a signal N is 128 + N."""
     return 128 - code if code < 0 else code
 
 
