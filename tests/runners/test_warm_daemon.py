@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -36,6 +37,7 @@ def sockets(monkeypatch):
     yield Path(folder)
     for info in stop_all():
         _wait(lambda: not Path(f"/proc/{info['pid']}").exists() or _zombie(info["pid"]), "the daemon's end", 30)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _zombie(pid: int) -> bool:
