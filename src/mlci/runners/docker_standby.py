@@ -28,7 +28,7 @@ from mlci.runners.base import LaunchSpec
 from mlci.runners.docker import (LABEL_TRIAL, LOG_NAME, TRIAL_MOUNT, DockerRunner, container_env,
                                  container_name, mounted)
 from mlci.runners.standby import GO_FILE, READY_LINE
-from mlci.runners.warm_worker import library_imports, start_ticks
+from mlci.runners.warm_worker import model_libraries, start_ticks
 
 STANDBY = "standby"  # the mlci.trial label of a standby (labels are fixed at creation: it keeps it after hand-over)
 LABEL_OWNER = "mlci.standby.owner"  # host:pid:start ticks of the mlci process that made it
@@ -229,11 +229,7 @@ class StandbyDockerRunner(DockerRunner):
         try:
             (folder / WORK_NAME).mkdir(parents=True)
             user = self._user_for(folder)
-            try:
-                modules = library_imports(Path(spec.model_file).read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError):
-                modules = []
-            command = ["python", "-m", "mlci.runners.standby", spec.framework, *modules]
+            command = ["python", "-m", "mlci.runners.standby", spec.framework, *model_libraries(spec.model_file)]
             labels = {LABEL_OWNER: owner_id(), LABEL_FOLDER: str(folder)}
             # The import runs on what CPU the trial training meanwhile leaves: never slower than a fresh container
             container = self.create(spec, image, image_ref, {**limits, "cpu_shares": STANDBY_CPU_SHARES},

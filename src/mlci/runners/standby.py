@@ -76,6 +76,8 @@ def _become_trial(request: dict[str, Any], output: int) -> None:
         os.chdir(request["cwd"])  # the work area made at hand-over (the one at the container's start was replaced)
         sys.stdout.reconfigure(write_through=True)  # PYTHONUNBUFFERED, as in a trial container's `mlci train`
         sys.stderr.reconfigure(write_through=True)
+        from mlci.runners.warm_worker import run_mlci
+
         status = run_mlci(request["args"])
     except BaseException:
         traceback.print_exc()
@@ -83,20 +85,6 @@ def _become_trial(request: dict[str, Any], output: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
     os._exit(status)
-
-
-def run_mlci(args: list[str]) -> int:
-    """`mlci ARGS` in this process, as its own process would run it: its exit status."""
-    from mlci.cli import main
-
-    sys.argv = ["mlci", *args]
-    try:
-        main(args=args, prog_name="mlci")
-    except SystemExit as end:
-        if end.code is None or isinstance(end.code, int):
-            return end.code or 0
-        return 1
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ from mlci.core.errors import RunnerError
 from mlci.runners.base import LaunchSpec, Status
 from mlci.runners import daemon
 from mlci.runners.local import EXIT_FILE, LocalRunner, _alive, trial_cwd, trial_env
-from mlci.runners.warm_worker import IDENTITY_FILE, MEMORY_FILE, library_imports, start_ticks, worker_env
+from mlci.runners.warm_worker import IDENTITY_FILE, MEMORY_FILE, model_libraries, start_ticks, worker_env
 
 READY_SECONDS = 300.0  # importing TensorFlow on a busy 2-core machine
 ANSWER_SECONDS = 30.0  # a fork answers in milliseconds: longer means the worker hangs
@@ -228,13 +228,6 @@ class DaemonWorker(_Connection):
             self.started.poll()  # reaped, if it has ended
 
 
-def _model_libraries(model_file: Path | None) -> tuple[str, ...]:
-    try:
-        return tuple(library_imports(Path(model_file).read_text(encoding="utf-8"))) if model_file else ()
-    except (OSError, UnicodeDecodeError):
-        return ()  # the trial reports an unreadable model file itself
-
-
 def _stop(process: subprocess.Popen) -> None:
     """Closing stdin ends the worker; trials it started go on in their own sessions."""
     try:
@@ -267,7 +260,7 @@ class WarmRunner(LocalRunner):
         if found is not None and found.pid is None and found.ended():
             found.wait_ready()  # a warm-up that died importing: its error (RunnerError), not a second import
         if found is None or found.ended():
-            modules = _model_libraries(model_file)
+            modules = model_libraries(model_file)
             found = self.workers[framework] = \
                 DaemonWorker(framework, modules, idle_minutes=self.idle_minutes, wait=wait) if self.daemon \
                 else Worker(framework, modules, wait=wait)

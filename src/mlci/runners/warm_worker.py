@@ -73,6 +73,14 @@ def library_imports(source: str) -> list[str]:
     return found
 
 
+def model_libraries(model_file: Path | str | None) -> tuple[str, ...]:
+    """library_imports of a model file; none if it cannot be read (its trial reports that itself)."""
+    try:
+        return tuple(library_imports(Path(model_file).read_text(encoding="utf-8"))) if model_file else ()
+    except (OSError, UnicodeDecodeError):
+        return ()
+
+
 def start_ticks(pid: int) -> int | None:
     """When the process started (clock ticks since boot, /proc/PID/stat field 22): with the pid, its identity."""
     try:
@@ -203,20 +211,29 @@ class Worker:
                                                       "worker": os.getpid()}) + "\n")
         return pid
 
-    def serve(self, requests: int) -> None:
-        # A child's end wakes the loop at once (SIGCHLD -> wakeup pipe): its exit code is written before a
-        # runner that saw it die looks for it.
+    def wake_on_children(self) -> int:
+        """A child's end wakes the serving loop at once (SIGCHLD -> a wakeup pipe, whose read end is returned):
+        its exit code is written before a runner that saw it die looks for it."""
         wake_read, wake_write = os.pipe()
         os.set_blocking(wake_write, False)
         signal.set_wakeup_fd(wake_write)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        self.private += [wake_read, wake_write]
+        return wake_read
+
+    def tend(self, wake: int, readable: list) -> None:
+        """After each wait: write how ended children ended, end one past its memory limit, empty the wakeup pipe."""
+        self.reap()
+        self.watch_memory()
+        if wake in readable:
+            os.read(wake, 4096)
+
+    def serve(self, requests: int) -> None:
+        wake = self.wake_on_children()
         pending = b""
         while True:
-            readable, _, _ = select.select([requests, wake_read], [], [], WATCH_SECONDS)
-            self.reap()
-            self.watch_memory()
-            if wake_read in readable:
-                os.read(wake_read, 4096)
+            readable, _, _ = select.select([requests, wake], [], [], WATCH_SECONDS)
+            self.tend(wake, readable)
             if requests not in readable:
                 continue
             chunk = os.read(requests, 65536)
@@ -234,10 +251,25 @@ class Worker:
             self.answer({"error": f"{type(exc).__name__}: {exc}"}, to)
 
 
+def run_mlci(args: list[str]) -> int:
+    """`mlci ARGS` in this process, as its own process would run it: its exit status."""
+    from mlci.cli import main
+
+    sys.argv = ["mlci", *args]
+    try:
+        main(args=args, prog_name="mlci")
+    except SystemExit as end:
+        if end.code is None or isinstance(end.code, int):
+            return end.code or 0
+        return 1
+    return 0
+
+
 def _become_trial(request: dict[str, Any], private: list[int], start_cwd: str) -> None:
     """In the forked child: become what `python -m mlci train ...` would be, run it, and exit with its code."""
     code = 1
     try:
+        signal.set_wakeup_fd(-1)  # the wakeup pipe is the worker's: closed below with the protocol's descriptors
         # The protocol's descriptors first: a daemon's listening socket held by a trial would take connections
         # that no one accepts once the daemon is gone.
         for fd in private:
@@ -252,7 +284,6 @@ def _become_trial(request: dict[str, Any], private: list[int], start_cwd: str) -
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        signal.set_wakeup_fd(-1)
         for fd in (log, null):
             if fd > 2:
                 try:
@@ -266,16 +297,9 @@ def _become_trial(request: dict[str, Any], private: list[int], start_cwd: str) -
             sys.path[0] = request["cwd"]  # as `python -m mlci train` started in the trial's cwd has it
         os.environ.clear()
         os.environ.update(request["env"])
-        sys.argv = ["mlci", *request["args"]]
         sys.stdout.reconfigure(write_through=True)  # PYTHONUNBUFFERED, as a fresh trial process has it
         sys.stderr.reconfigure(write_through=True)
-        from mlci.cli import main
-
-        try:
-            main(args=request["args"], prog_name="mlci")
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        code = run_mlci(request["args"])
     except BaseException:
         traceback.print_exc()
     finally:
@@ -336,18 +360,11 @@ class Daemon:
                 pass  # the run went away before its answer: it sees the trial in its folder, or restarts it
 
     def serve(self) -> None:
-        wake_read, wake_write = os.pipe()
-        os.set_blocking(wake_write, False)
-        signal.set_wakeup_fd(wake_write)
-        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
-        self.worker.private += [wake_read, wake_write]
+        wake = self.worker.wake_on_children()
         busy = time.monotonic()
         while True:
-            readable, _, _ = select.select([self.listener, wake_read, *self.clients], [], [], WATCH_SECONDS)
-            self.worker.reap()
-            self.worker.watch_memory()
-            if wake_read in readable:
-                os.read(wake_read, 4096)
+            readable, _, _ = select.select([self.listener, wake, *self.clients], [], [], WATCH_SECONDS)
+            self.worker.tend(wake, readable)
             if self.listener in readable:
                 self.greet()
             for fd in readable:
